@@ -1,0 +1,1 @@
+"""HTTP/1 parsing, framing and serialisation over bytes; this package does no IO."""

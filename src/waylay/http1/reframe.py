@@ -1,0 +1,90 @@
+"""One message body, read in the framing it arrived in and given out in the one to send.
+
+Theory of operation
+-------------------
+A proxy receives a body in pieces and must pass each piece on as it comes, never holding the
+whole: `Reframer.feed` takes the bytes that arrived and returns the bytes to send, plus what
+followed the body's end (the next message, which is not the body's to touch). Content-Length
+bodies pass as they are; chunked bodies are decoded strictly (``ChunkedDecoder``) and chunked
+again — trailers included — or de-chunked for an HTTP/1.0 peer, which then reads until close;
+close-delimited bodies pass until the sender closes (`end_of_stream`).
+
+Returning bytes instead of writing them keeps this pure and lets the caller put a head and
+the first body bytes into one write. Owns: body boundaries and re-framing. Does not own: the
+decision which framing applies (``body.py``), IO, back-pressure.
+"""
+
+from __future__ import annotations
+
+from waylay.http1.body import ChunkedDecoder, Framing
+from waylay.http1.head import Headers
+from waylay.http1.serialize import chunk, last_chunk
+
+
+class Reframer:
+    """Turns the received bytes of one body into the bytes to send on."""
+
+    __slots__ = ("_decoder", "_rechunk", "_remaining", "done", "size", "trailers")
+
+    def __init__(self, framing: Framing, *, response: bool, dechunk: bool = False) -> None:
+        self._decoder: ChunkedDecoder | None = None
+        self._remaining = -1  # bytes left of a Content-Length body; -1 for other framings
+        self._rechunk = False
+        self.size = 0  # body bytes passed on (payload, without chunk framing)
+        self.done = False
+        self.trailers: Headers | None = None
+        if framing.kind == "length":
+            self._remaining = framing.length
+            self.done = framing.length == 0
+        elif framing.kind == "chunked":
+            self._decoder = ChunkedDecoder(response=response)
+            self._rechunk = not dechunk
+        elif framing.kind == "none":
+            self.done = True
+
+    @property
+    def close_delimited(self) -> bool:
+        """True while only the end of the connection can end this body."""
+        return self._remaining < 0 and self._decoder is None and not self.done
+
+    def feed(self, data: bytes) -> tuple[list[bytes], bytes]:
+        """The bytes to send for ``data``, and the bytes after the body's end.
+
+        Raises ProtocolError for bad chunked framing; nothing from the bad piece on is given
+        out, so nothing after the error can reach the other peer.
+        """
+        if self.done:
+            return [], data
+        remaining = self._remaining
+        if remaining >= 0:
+            if len(data) < remaining:
+                self._remaining = remaining - len(data)
+                self.size += len(data)
+                return [data], b""
+            self._remaining = 0
+            self.size += remaining
+            self.done = True
+            if len(data) == remaining:
+                return [data], b""
+            return ([data[:remaining]] if remaining else []), data[remaining:]
+        decoder = self._decoder
+        if decoder is None:
+            self.size += len(data)
+            return [data], b""
+        pieces, used = decoder.feed(data)
+        for piece in pieces:
+            self.size += len(piece)
+        out = [chunk(piece) for piece in pieces] if self._rechunk else pieces
+        if not decoder.done:
+            return out, b""
+        self.done = True
+        self.trailers = decoder.trailers
+        if self._rechunk:
+            out.append(last_chunk(decoder.trailers))
+        return out, data[used:]
+
+    def end_of_stream(self) -> bool:
+        """The sender closed: True if that completes the body (close-delimited)."""
+        if self.close_delimited:
+            self.done = True
+        return self.done

@@ -1,0 +1,413 @@
+"""One client connection: read request heads, decide, and hand each exchange to the data path.
+
+Theory of operation. The transport's callbacks (this class as an asyncio Protocol) only move
+bytes: into the head buffer, or — while an exchange is streaming a request body — straight
+into that exchange. One coroutine per connection holds the decisions, in order: wait for a
+complete head, parse and validate it, run the hooks, take an idle upstream connection for the
+same host:port or connect a new one, start the `Exchange`, and wait for its outcome. A
+CONNECT or a `101` upgrade turns the connection into a `Tunnel` for the rest of its life.
+
+Nothing after a malformed request is ever forwarded: the error page is the last thing the
+connection sends, and it closes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import time
+from typing import TYPE_CHECKING
+
+from waylay.backpressure import ReadGate
+from waylay.errors import ProtocolError, UpstreamError, WaylayError, error_response
+from waylay.exchange import Exchange, Outcome
+from waylay.flow import Client, Error, Flow, Request, Response, Timestamps
+from waylay.hooks import dispatch
+from waylay.http1.body import Framing, request_framing
+from waylay.http1.forwarding import authority, forward_request_headers, is_upgrade_request
+from waylay.http1.head import RequestHead, Target, find_head_end, parse_request_head, parse_target
+from waylay.http1.serialize import request_head
+from waylay.tunnel import Tunnel
+from waylay.upstream import UpstreamConnection, connect
+
+if TYPE_CHECKING:
+    from waylay.context import ProxyContext
+
+log = logging.getLogger("waylay.connection")
+
+# Idle upstream connections one client connection may keep, one per host:port.
+MAX_IDLE_UPSTREAMS = 8
+
+
+class ClientConnection(asyncio.Protocol):
+    def __init__(self, ctx: ProxyContext) -> None:
+        self.ctx = ctx
+        self.transport: asyncio.Transport | None = None
+        self.gate: ReadGate | None = None
+        self.client = Client(("", 0), 0.0)
+        self._buf = bytearray()
+        self._head_waiter: asyncio.Future[None] | None = None
+        self._exchange: Exchange | None = None
+        self._idle: dict[tuple[str, int], UpstreamConnection] = {}
+        self._idle_since = time.monotonic()
+        self._eof = False
+        self._lost = False
+        self._task: asyncio.Task[None] | None = None
+
+    # -- transport callbacks ----------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        self.gate = ReadGate(transport)
+        sock = transport.get_extra_info("socket")
+        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        peer = transport.get_extra_info("peername") or ("", 0)
+        self.client = Client((str(peer[0]), int(peer[1])), time.time())
+        self.ctx.connections.add(self)
+        self._task = asyncio.get_running_loop().create_task(self._serve())
+
+    def data_received(self, data: bytes) -> None:
+        exchange = self._exchange
+        if exchange is not None and not exchange.request_body.done:
+            data = exchange.client_data(data)
+            if not data:
+                return
+        self._buf += data
+        if self._head_waiter is not None:
+            self._wake()
+        elif len(self._buf) > self.ctx.options.limits.max_head_size:
+            # Pipelined requests pile up while an exchange runs: hold the client back.
+            assert self.gate is not None
+            self.gate.pause("pipeline")
+
+    def eof_received(self) -> bool:
+        self._eof = True
+        if self._exchange is not None:
+            self._exchange.client_eof()
+        self._wake()
+        # Keep the transport open: the response to a complete request can still be sent.
+        return True
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._lost = True
+        self.ctx.connections.discard(self)
+        if self._exchange is not None:
+            self._exchange.client_lost()
+        self._wake()
+
+    def pause_writing(self) -> None:
+        if self._exchange is not None:
+            self._exchange.client_pause_writing()
+
+    def resume_writing(self) -> None:
+        if self._exchange is not None:
+            self._exchange.client_resume_writing()
+
+    def _wake(self) -> None:
+        waiter = self._head_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    # -- timeouts (called by the server's sweeper) --------------------------------------
+
+    def check_timeouts(self, now: float) -> None:
+        limits = self.ctx.options.limits
+        if self._exchange is not None:
+            self._exchange.timed_out(now)
+        elif self._head_waiter is not None and self.transport is not None:
+            limit = limits.head_timeout if self._buf else limits.client_idle_timeout
+            if now - self._idle_since > limit:
+                self.transport.close()
+
+    # -- the connection's coroutine -----------------------------------------------------
+
+    async def _serve(self) -> None:
+        hooks = self.ctx.hooks
+        try:
+            if hooks.client_connected:
+                await dispatch(hooks.client_connected, self.client)
+            while True:
+                head = await self._next_head()
+                if head is None or not await self._handle(head):
+                    break
+        except Exception:
+            log.exception("internal error on the connection from %s", _show(self.client.address))
+        finally:
+            self._close()
+            self.client.disconnected_at = time.time()
+            if hooks.client_disconnected:
+                await dispatch(hooks.client_disconnected, self.client)
+
+    async def _next_head(self) -> RequestHead | None:
+        """The next request head, or None once the client is gone (or sent garbage)."""
+        limits = self.ctx.options.limits
+        assert self.gate is not None
+        self.gate.resume("pipeline")
+        self._idle_since = time.monotonic()
+        while True:
+            try:
+                end = find_head_end(self._buf, limits.max_head_size) if self._buf else -1
+                if end > 0:
+                    raw = bytes(self._buf[:end])
+                    del self._buf[:end]
+                    return parse_request_head(raw, max_headers=limits.max_headers)
+            except ProtocolError as exc:
+                self._refuse(exc)
+                return None
+            if self._eof or self._lost:
+                if self._buf.strip():
+                    log.info("%s closed mid-head", _show(self.client.address))
+                return None
+            self._head_waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._head_waiter
+            finally:
+                self._head_waiter = None
+
+    async def _handle(self, head: RequestHead) -> bool:
+        """Serve one request; True if the connection may carry another."""
+        try:
+            target = parse_target(head.method, head.target)
+            if target.form == "authority":
+                return await self._tunnel(head, target)
+            if target.form != "absolute":
+                raise ProtocolError(
+                    "waylay is a proxy: configure it as the client's HTTP proxy "
+                    "(requests must name an absolute http:// URL)",
+                    code="not-a-proxy-request",
+                )
+            if target.scheme != "http":
+                raise ProtocolError(
+                    "plain requests for https:// URLs are not supported: use CONNECT",
+                    status=501,
+                    code="not-implemented",
+                )
+            framing = request_framing(head)
+        except ProtocolError as exc:
+            self._refuse(exc)
+            return False
+        flow = Flow(
+            self.client.address,
+            Request(
+                method=head.method,
+                scheme=target.scheme,
+                host=target.host,
+                port=target.port,
+                path=target.path,
+                http_version=head.version,
+                headers=head.headers,
+            ),
+            timestamps=Timestamps(start=time.time()),
+        )
+        hooks = self.ctx.hooks
+        if hooks.requestheaders:
+            await dispatch(hooks.requestheaders, flow)
+        if hooks.request and framing.kind == "none":
+            # Nothing more to read: the request is whole before anything is sent.
+            await dispatch(hooks.request, flow)
+        return await self._forward(flow, head, target, framing)
+
+    async def _forward(
+        self, flow: Flow, head: RequestHead, target: Target, framing: Framing
+    ) -> bool:
+        upgrade = is_upgrade_request(head)
+        headers = forward_request_headers(
+            head.headers, authority(target.host, target.port, 80), upgrade=upgrade
+        )
+        head_bytes = request_head(head.method, target.path, headers)
+        attempt = await self._exchange_once(flow, head, head_bytes, target, framing, upgrade)
+        if attempt is not None and attempt[1].kind == "retry":
+            # The idle connection had been closed by the server: once more, on a new one.
+            attempt[2].abort()
+            flow.timestamps.first_response_byte = 0.0
+            attempt = await self._exchange_once(flow, head, head_bytes, target, framing, upgrade)
+        if attempt is None:
+            return False
+        return await self._finish(flow, *attempt)
+
+    async def _exchange_once(
+        self,
+        flow: Flow,
+        head: RequestHead,
+        head_bytes: bytes,
+        target: Target,
+        framing: Framing,
+        upgrade: bool,
+    ) -> tuple[Exchange, Outcome, UpstreamConnection] | None:
+        """Send the request on an idle or new upstream connection; None if none could be had."""
+        assert self.transport is not None and self.gate is not None
+        hooks = self.ctx.hooks
+        upstream = self._idle.pop((target.host, target.port), None)
+        if upstream is None or not upstream.usable:
+            try:
+                upstream = await self._connect(target.host, target.port)
+            except UpstreamError as exc:
+                await self._flow_failed(flow, exc, response_started=False)
+                return None
+        if self._lost:
+            upstream.close()
+            return None
+        flow.server_address = upstream.address
+        exchange = Exchange(
+            client=self.transport,
+            client_gate=self.gate,
+            upstream=upstream,
+            flow=flow,
+            request=head,
+            request_framing=framing,
+            upgrade=upgrade,
+            hold_response_head=bool(hooks.responseheaders),
+            watch_request=bool(hooks.request) and framing.kind != "none",
+            limits=self.ctx.options.limits,
+        )
+        self._exchange = exchange
+        pending = bytes(self._buf)
+        self._buf.clear()
+        self._buf += exchange.start(head_bytes, pending)
+        if exchange.request_complete is not None:
+            await exchange.request_complete
+            await dispatch(hooks.request, flow)
+        if exchange.response_head is not None and await exchange.response_head:
+            await dispatch(hooks.responseheaders, flow)
+            exchange.begin_response()
+        outcome = await exchange.done
+        self._exchange = None
+        return exchange, outcome, upstream
+
+    async def _finish(
+        self, flow: Flow, exchange: Exchange, outcome: Outcome, upstream: UpstreamConnection
+    ) -> bool:
+        hooks = self.ctx.hooks
+        if outcome.error is not None or outcome.kind == "retry":
+            error = outcome.error or UpstreamError("the server closed the connection twice")
+            await self._flow_failed(flow, error, response_started=exchange.response_started)
+            return False
+        if hooks.response:
+            await dispatch(hooks.response, flow)
+        if outcome.kind == "upgraded":
+            await self._relay(upstream, outcome.upstream_pending)
+            return False
+        if outcome.reuse_upstream:
+            self._park(upstream)
+        else:
+            upstream.close()
+        return outcome.keep_client and not self._eof and not self._lost
+
+    async def _tunnel(self, head: RequestHead, target: Target) -> bool:
+        """CONNECT: a byte tunnel to host:port once the server accepted the connection."""
+        flow = Flow(
+            self.client.address,
+            Request(
+                method=head.method,
+                scheme="",
+                host=target.host,
+                port=target.port,
+                path=b"",
+                http_version=head.version,
+                headers=head.headers,
+            ),
+            timestamps=Timestamps(start=time.time()),
+        )
+        try:
+            upstream = await self._connect(target.host, target.port)
+        except UpstreamError as exc:
+            await self._flow_failed(flow, exc, response_started=False)
+            return False
+        if self._lost:
+            upstream.close()
+            return False
+        assert self.transport is not None
+        flow.server_address = upstream.address
+        self.transport.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
+        flow.response = Response(200, b"Connection established", b"HTTP/1.1", [])
+        # The tunnel's first bytes are what the client speaks inside it. They are relayed
+        # as they are; HTTPS interception will classify them here (a TLS ClientHello or not).
+        tunnel = await self._relay(upstream, b"")
+        flow.request_body_size = tunnel.client.received
+        flow.response_body_size = tunnel.server.received
+        flow.timestamps.end = time.time()
+        if self.ctx.hooks.response:
+            await dispatch(self.ctx.hooks.response, flow)
+        return False
+
+    async def _relay(self, upstream: UpstreamConnection, upstream_pending: bytes) -> Tunnel:
+        assert self.transport is not None and self.gate is not None
+        assert upstream.transport is not None
+        upstream.exchange = None
+        pending = bytes(self._buf)
+        self._buf.clear()
+        self.gate.clear()
+        upstream.gate.clear()
+        tunnel = Tunnel(
+            self.transport,
+            upstream.transport,
+            client_pending=pending,
+            server_pending=upstream_pending,
+        )
+        if self._eof:
+            tunnel.client.eof_received()
+        await tunnel.closed
+        return tunnel
+
+    async def _connect(self, host: str, port: int) -> UpstreamConnection:
+        assert self.gate is not None
+        limits = self.ctx.options.limits
+        self.gate.pause("connecting")
+        try:
+            return await connect(host, port, self.ctx.resolver, timeout=limits.connect_timeout)
+        finally:
+            self.gate.resume("connecting")
+
+    def _park(self, upstream: UpstreamConnection) -> None:
+        """Keep an upstream connection for the next request to the same host:port."""
+        upstream.used += 1
+        old = self._idle.pop(upstream.key, None)
+        if old is not None:
+            old.close()
+        if len(self._idle) >= MAX_IDLE_UPSTREAMS:
+            oldest = next(iter(self._idle))
+            self._idle.pop(oldest).close()
+        self._idle[upstream.key] = upstream
+
+    async def _flow_failed(self, flow: Flow, error: WaylayError, *, response_started: bool) -> None:
+        flow.error = Error(error.reason, error.code)
+        flow.timestamps.end = time.time()
+        assert self.transport is not None
+        if response_started:
+            self.transport.abort()
+        elif not self._lost:
+            self.transport.write(error_response(error))
+        log.info("%s %s: %s", _show(self.client.address), flow.request.url, error.reason)
+        if self.ctx.hooks.error:
+            await dispatch(self.ctx.hooks.error, flow)
+
+    def _refuse(self, error: WaylayError) -> None:
+        """Answer a request that cannot be served; the connection closes after it."""
+        log.info("%s: %s", _show(self.client.address), error.reason)
+        if self.transport is not None and not self._lost:
+            self.transport.write(error_response(error))
+
+    def _close(self) -> None:
+        for upstream in self._idle.values():
+            upstream.close()
+        self._idle.clear()
+        self.ctx.connections.discard(self)
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.close()
+
+    def abort(self) -> None:
+        """Shut this connection down now (server stopping)."""
+        if self._exchange is not None:
+            self._exchange.client_lost()
+        for upstream in self._idle.values():
+            upstream.abort()
+        if self.transport is not None:
+            self.transport.abort()
+
+
+def _show(address: tuple[str, int]) -> str:
+    host, port = address
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"

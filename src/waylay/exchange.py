@@ -1,0 +1,384 @@
+"""One request and its response, on their way between a client and a server.
+
+The connection's coroutine decides (parse, hooks, connect) and then hands the exchange to
+this object, which runs on transport callbacks only: request body bytes from the client go
+to the server, response heads and body bytes from the server go to the client, each side's
+full write buffer pausing the other side's reading. When both messages are complete — or
+something failed — ``done`` resolves with an `Outcome`, and the coroutine takes over again.
+
+A failure before the response head reached the client becomes an error page; after it, the
+only honest signal left is to abort the client connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+from waylay.errors import HeadTooLarge, ProtocolError, UpstreamError, WaylayError
+from waylay.flow import Flow, Response
+from waylay.http1.body import Framing, response_framing
+from waylay.http1.forwarding import client_keep_alive, forward_response_headers, server_keep_alive
+from waylay.http1.head import RequestHead, ResponseHead, find_head_end, parse_response_head
+from waylay.http1.reframe import Reframer
+from waylay.http1.serialize import response_head
+
+if TYPE_CHECKING:
+    from waylay.backpressure import ReadGate
+    from waylay.options import Limits
+    from waylay.upstream import UpstreamConnection
+
+
+@dataclass(slots=True)
+class Outcome:
+    """How an exchange ended, and what may be reused after it."""
+
+    kind: Literal["complete", "upgraded", "retry", "failed"]
+    error: WaylayError | None = None
+    keep_client: bool = False
+    reuse_upstream: bool = False
+    upstream_pending: bytes = b""
+
+
+class Exchange:
+    __slots__ = (
+        "_client",
+        "_client_gate",
+        "_dechunk",
+        "_limits",
+        "_rbuf",
+        "_request",
+        "_server",
+        "_server_keeps",
+        "_upstream",
+        "client_http10",
+        "done",
+        "flow",
+        "keep_client",
+        "request_body",
+        "request_complete",
+        "response_body",
+        "response_framing",
+        "response_head",
+        "response_started",
+        "sent_at",
+        "upgrade",
+    )
+
+    def __init__(
+        self,
+        *,
+        client: asyncio.Transport,
+        client_gate: ReadGate,
+        upstream: UpstreamConnection,
+        flow: Flow,
+        request: RequestHead,
+        request_framing: Framing,
+        upgrade: bool,
+        hold_response_head: bool,
+        watch_request: bool,
+        limits: Limits,
+    ) -> None:
+        loop = asyncio.get_running_loop()
+        self._client = client
+        self._client_gate = client_gate
+        self._upstream = upstream
+        self._request = request
+        self._limits = limits
+        self._rbuf = bytearray()
+        self._dechunk = False
+        self._server_keeps = False
+        self.flow = flow
+        self.upgrade = upgrade
+        self.client_http10 = request.version == b"HTTP/1.0"
+        self.keep_client = client_keep_alive(request)
+        self.done: asyncio.Future[Outcome] = loop.create_future()
+        # When a responseheaders hook must see the head first, the head waits here.
+        self.response_head: asyncio.Future[ResponseHead | None] | None = (
+            loop.create_future() if hold_response_head else None
+        )
+        # When a request hook waits for the whole request, it is told here — or when the
+        # server answers first, or the exchange ends, whichever comes first.
+        self.request_complete: asyncio.Future[None] | None = (
+            loop.create_future() if watch_request else None
+        )
+        assert upstream.transport is not None
+        self._server = upstream.transport
+        self.request_body = Reframer(request_framing, response=False)
+        self.response_body: Reframer | None = None
+        self.response_framing: Framing | None = None
+        self.response_started = False
+        self.sent_at = 0.0
+
+    # -- the request side ---------------------------------------------------------------
+
+    def start(self, head_bytes: bytes, pending: bytes) -> bytes:
+        """Send the request head and whatever body is already here; return what follows."""
+        self._upstream.exchange = self
+        self.sent_at = time.monotonic()
+        return self.client_data(pending, head=head_bytes)
+
+    def client_data(self, data: bytes, head: bytes = b"") -> bytes:
+        """Body bytes from the client (after ``head``, if given); returns what follows."""
+        body = self.request_body
+        try:
+            out, rest = body.feed(data)
+        except ProtocolError as exc:
+            self.fail(exc)
+            return b""
+        if head:
+            out.insert(0, head)
+        if out:
+            self._server.writelines(out)
+        self.flow.request_body_size = body.size
+        if body.done:
+            self.flow.request.trailers = body.trailers
+            self.flow.timestamps.request_sent = time.time()
+            self._request_seen()
+        return rest
+
+    def _request_seen(self) -> None:
+        waiter = self.request_complete
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def client_eof(self) -> None:
+        if not self.request_body.done:
+            self.fail(ProtocolError("the client closed before the request body was complete"))
+
+    def client_lost(self) -> None:
+        if not self.done.done():
+            self._upstream.abort()
+            self._finish(
+                Outcome("failed", ProtocolError("the client disconnected", code="client-gone"))
+            )
+
+    def client_pause_writing(self) -> None:
+        self._upstream.gate.pause("client-full")
+
+    def client_resume_writing(self) -> None:
+        self._upstream.gate.resume("client-full")
+
+    # -- the response side (UpstreamEvents) ---------------------------------------------
+
+    def upstream_data(self, data: bytes) -> None:
+        if self.done.done():
+            return
+        body = self.response_body
+        if body is not None:
+            try:
+                out, rest = body.feed(data)
+            except ProtocolError as exc:
+                self.fail(exc)
+                return
+            if out:
+                self._client.writelines(out)
+            self.flow.response_body_size = body.size
+            if body.done:
+                self._response_complete(clean=not rest)
+            return
+        if not self._rbuf and not self.flow.timestamps.first_response_byte:
+            self.flow.timestamps.first_response_byte = time.time()
+        self._rbuf += data
+        if self.response_framing is None:
+            self._read_response_heads()
+
+    def _read_response_heads(self) -> None:
+        buf = self._rbuf
+        while True:
+            try:
+                end = find_head_end(buf, self._limits.max_head_size)
+                if end < 0:
+                    return
+                head = parse_response_head(bytes(buf[:end]), max_headers=self._limits.max_headers)
+            except HeadTooLarge as exc:
+                self.fail(UpstreamError(f"the server sent {exc.reason}", code="bad-response"))
+                return
+            except ProtocolError as exc:
+                self.fail(exc)
+                return
+            del buf[:end]
+            status = head.status
+            if status == 101:
+                self._upgraded(head)
+                return
+            if status < 200:
+                # 1xx interim responses (100 Continue, 103 Early Hints) go to an HTTP/1.1
+                # client as they come; HTTP/1.0 has none (RFC 9110 §15.2).
+                if not self.client_http10:
+                    headers = forward_response_headers(head.headers)
+                    self._client.write(response_head(b"HTTP/1.1", status, head.reason, headers))
+                continue
+            self._final_head(head)
+            return
+
+    def _final_head(self, head: ResponseHead) -> None:
+        try:
+            framing = response_framing(head, self._request.method)
+        except ProtocolError as exc:
+            self.fail(exc)
+            return
+        self.response_framing = framing
+        self._request_seen()
+        self._server_keeps = server_keep_alive(head)
+        self.flow.response = Response(
+            status_code=head.status,
+            reason=head.reason,
+            http_version=head.version,
+            headers=head.headers,
+        )
+        if self.response_head is not None:
+            self._upstream.gate.pause("hook")
+            self.response_head.set_result(head)
+            return
+        self.begin_response()
+
+    def begin_response(self) -> None:
+        """Send the response head to the client and start relaying its body."""
+        response = self.flow.response
+        framing = self.response_framing
+        assert response is not None and framing is not None
+        if self.done.done():
+            return
+        self._dechunk = framing.kind == "chunked" and self.client_http10
+        if framing.kind == "close" or self._dechunk:
+            self.keep_client = False
+        headers = forward_response_headers(
+            response.headers, close=not self.keep_client, dechunk=self._dechunk
+        )
+        head = response_head(b"HTTP/1.1", response.status_code, response.reason, headers)
+        body = Reframer(framing, response=True, dechunk=self._dechunk)
+        self.response_body = body
+        self.response_started = True
+        self._upstream.gate.resume("hook")
+        pending = bytes(self._rbuf)
+        self._rbuf.clear()
+        try:
+            out, rest = body.feed(pending)
+        except ProtocolError as exc:
+            self._client.write(head)
+            self.fail(exc)
+            return
+        # The head and the first body bytes leave in one write.
+        out.insert(0, head)
+        self._client.writelines(out)
+        self.flow.response_body_size = body.size
+        if body.done:
+            self._response_complete(clean=not rest)
+
+    def _upgraded(self, head: ResponseHead) -> None:
+        if not self.upgrade:
+            self.fail(
+                ProtocolError(
+                    "the server switched protocols without being asked to",
+                    status=502,
+                    code="upstream-protocol-error",
+                )
+            )
+            return
+        self.flow.response = Response(
+            status_code=101, reason=head.reason, http_version=head.version, headers=head.headers
+        )
+        headers = forward_response_headers(head.headers, upgrade=True)
+        self._client.write(response_head(b"HTTP/1.1", 101, head.reason, headers))
+        self.response_started = True
+        pending = bytes(self._rbuf)
+        self._rbuf.clear()
+        self._finish(Outcome("upgraded", upstream_pending=pending))
+
+    def _response_complete(self, *, clean: bool) -> None:
+        response = self.flow.response
+        body = self.response_body
+        if response is not None and body is not None:
+            response.trailers = body.trailers
+        request_done = self.request_body.done
+        reuse = (
+            clean
+            and request_done
+            and self.response_framing is not None
+            and self.response_framing.kind != "close"
+            and self._server_keeps
+            and self._upstream.usable
+        )
+        # A response that ends before its request (an early 4xx) leaves the client mid-body:
+        # neither connection is in a known state, so both close (RFC 9112 §9.6).
+        self._finish(
+            Outcome(
+                "complete",
+                keep_client=self.keep_client and request_done,
+                reuse_upstream=reuse,
+            )
+        )
+
+    def upstream_eof(self) -> None:
+        self._upstream_ended(None)
+
+    def upstream_lost(self, exc: Exception | None) -> None:
+        self._upstream_ended(exc)
+
+    def _upstream_ended(self, exc: Exception | None) -> None:
+        if self.done.done():
+            return
+        body = self.response_body
+        if body is not None:
+            if body.end_of_stream():
+                self.flow.response_body_size = body.size
+                self._response_complete(clean=True)
+            else:
+                self.fail(UpstreamError("the server closed the connection mid-response"))
+            return
+        if self.response_framing is not None:
+            return  # the head waits for a hook; begin_response will see the closed upstream
+        if not self._rbuf and self._upstream.used and self.request_body.done:
+            # A reused connection the server had already closed: safe to send again.
+            self._finish(Outcome("retry"))
+            return
+        if isinstance(exc, ConnectionResetError):
+            reason = "the server reset the connection before responding"
+            code = "connection-reset"
+        else:
+            reason = "the server closed the connection without a response"
+            code = "empty-response"
+        self.fail(UpstreamError(reason, code=code))
+
+    def upstream_pause_writing(self) -> None:
+        self._client_gate.pause("upstream-full")
+
+    def upstream_resume_writing(self) -> None:
+        self._client_gate.resume("upstream-full")
+
+    # -- ending ---------------------------------------------------------------------------
+
+    def timed_out(self, now: float) -> bool:
+        """True (and the exchange failed with 504) if the server is overdue with its head."""
+        if self.done.done() or self.response_framing is not None or not self.request_body.done:
+            return False
+        if now - self.sent_at < self._limits.upstream_timeout:
+            return False
+        self.fail(
+            UpstreamError(
+                f"the server sent no response within {self._limits.upstream_timeout:g}s",
+                status=504,
+                code="upstream-timeout",
+            )
+        )
+        return True
+
+    def fail(self, error: WaylayError) -> None:
+        if self.done.done():
+            return
+        self._upstream.abort()
+        self._finish(Outcome("failed", error))
+
+    def _finish(self, outcome: Outcome) -> None:
+        self.flow.timestamps.end = time.time()
+        self._upstream.exchange = None
+        self._upstream.gate.clear()
+        self._client_gate.resume("upstream-full")
+        self._request_seen()
+        if self.response_head is not None and not self.response_head.done():
+            self.response_head.set_result(None)
+        if not self.done.done():
+            self.done.set_result(outcome)

@@ -1,0 +1,169 @@
+"""One frozen options object: the defaults, then `config.toml` in the confdir, then the flags.
+
+The config file's keys are the long flag names (`hosts-only = true`); a key waylay does not
+know is an error, as an unknown flag is, so a typo never silently does nothing. Validation
+happens here, once, so the rest of the program receives values it can use as they are.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import tomllib
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from waylay.errors import ConfigError
+
+DEFAULT_LISTEN = "127.0.0.1:8080"
+
+
+@dataclass(frozen=True, slots=True)
+class ListenAddress:
+    """Where a listener binds. `*` binds one dual-stack `::` socket."""
+
+    host: str
+    port: int
+
+    @property
+    def dual_stack(self) -> bool:
+        return self.host == "*"
+
+    @property
+    def bind_host(self) -> str:
+        return "::" if self.dual_stack else self.host
+
+    def display(self, port: int | None = None) -> str:
+        shown_port = self.port if port is None else port
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{shown_port}"
+
+
+def parse_listen(text: str) -> ListenAddress:
+    """`HOST:PORT`, `[V6]:PORT` or `*:PORT`; port 0 means any free port."""
+    host, sep, port_text = text.rpartition(":")
+    if not sep or not host or not port_text.isdecimal() or not port_text.isascii():
+        raise ConfigError(f"--listen {text!r}: expected HOST:PORT, [IPV6]:PORT or *:PORT")
+    port = int(port_text)
+    if port > 65535:
+        raise ConfigError(f"--listen {text!r}: port {port} is out of range 0-65535")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            raise ConfigError(f"--listen {text!r}: {host!r} is not an IPv6 address") from None
+    elif host != "*":
+        try:
+            ipaddress.IPv4Address(host)
+        except ValueError:
+            if ":" in host:
+                raise ConfigError(
+                    f"--listen {text!r}: write an IPv6 address in brackets, [{host}]:{port}"
+                ) from None
+            if host != "localhost":
+                raise ConfigError(
+                    f"--listen {text!r}: {host!r} is not an IP address (or *, or localhost)"
+                ) from None
+    return ListenAddress(host, port)
+
+
+def default_confdir() -> Path:
+    env = os.environ.get("WAYLAY_CONFDIR")
+    return Path(env).expanduser() if env else Path.home() / ".waylay"
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Sizes and timeouts that bound what one peer can make waylay hold or wait for."""
+
+    max_head_size: int = 64 * 1024
+    max_headers: int = 100
+    connect_timeout: float = 10.0
+    upstream_timeout: float = 60.0
+    client_idle_timeout: float = 300.0
+    head_timeout: float = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class Options:
+    listen: ListenAddress = field(default_factory=lambda: parse_listen(DEFAULT_LISTEN))
+    confdir: Path = field(default_factory=default_confdir)
+    quiet: bool = False
+    hosts: Path | None = None
+    hosts_only: bool = False
+    limits: Limits = field(default_factory=Limits)
+
+
+# The long flag names a config file may set, mapped to the field they fill.
+_CONFIG_KEYS = {"listen": "listen", "quiet": "quiet", "hosts": "hosts", "hosts-only": "hosts_only"}
+_OPTION_FIELDS = {f.name for f in fields(Options)}
+
+
+def read_config(confdir: Path) -> dict[str, Any]:
+    """The settings of `confdir/config.toml`, keyed by field name; {} when there is no file."""
+    path = confdir / "config.toml"
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return {}
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
+    try:
+        table = tomllib.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    settings: dict[str, Any] = {}
+    for key, value in table.items():
+        name = _CONFIG_KEYS.get(key)
+        if name is None:
+            known = ", ".join(sorted(_CONFIG_KEYS))
+            raise ConfigError(f"{path}: unknown setting {key!r} (known: {known})")
+        settings[name] = value
+    return settings
+
+
+def build_options(flags: dict[str, Any]) -> Options:
+    """Merge defaults < config.toml < flags (flags that were not given are None) and validate."""
+    confdir = Path(flags["confdir"]).expanduser() if flags.get("confdir") else default_confdir()
+    merged: dict[str, Any] = read_config(confdir)
+    merged.update({k: v for k, v in flags.items() if v is not None and k in _OPTION_FIELDS})
+    merged["confdir"] = confdir
+
+    values: dict[str, Any] = {"confdir": confdir}
+    if "listen" in merged:
+        values["listen"] = parse_listen(_expect(merged, "listen", str))
+    for flag in ("quiet", "hosts_only"):
+        if flag in merged:
+            values[flag] = _expect(merged, flag, bool)
+    if "hosts" in merged:
+        values["hosts"] = Path(_expect(merged, "hosts", (str, Path))).expanduser()
+    if values.get("hosts_only") and "hosts" not in values:
+        raise ConfigError("--hosts-only needs --hosts FILE: without it no name could be resolved")
+    limits = Limits()
+    timeout = os.environ.get("WAYLAY_UPSTREAM_TIMEOUT")
+    if timeout:
+        limits = _with_upstream_timeout(limits, timeout)
+    values["limits"] = limits
+    return Options(**values)
+
+
+def _with_upstream_timeout(limits: Limits, text: str) -> Limits:
+    try:
+        seconds = float(text)
+    except ValueError:
+        raise ConfigError(f"WAYLAY_UPSTREAM_TIMEOUT={text!r}: expected seconds") from None
+    if not seconds > 0:
+        raise ConfigError(f"WAYLAY_UPSTREAM_TIMEOUT={text!r}: must be positive")
+    return replace(
+        limits, upstream_timeout=seconds, connect_timeout=min(seconds, limits.connect_timeout)
+    )
+
+
+def _expect(settings: dict[str, Any], name: str, kind: type | tuple[type, ...]) -> Any:
+    value = settings[name]
+    if not isinstance(value, kind):
+        flag = name.replace("_", "-")
+        raise ConfigError(f"setting {flag!r}: {value!r} has the wrong type")
+    return value

@@ -1,0 +1,85 @@
+"""The proxy server: listening sockets, the connections they accept, timeouts, and shutdown.
+
+Listening sockets are made here rather than by `loop.create_server(host=...)`, so that `*`
+is exactly one dual-stack `::` socket and `localhost` exactly one IPv4 socket — never two
+sockets on two different free ports when port 0 was asked for.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import socket
+import time
+
+from waylay.connection import ClientConnection
+from waylay.context import ProxyContext
+from waylay.errors import ConfigError
+from waylay.options import ListenAddress
+
+# How often idle connections and overdue servers are looked for, at most.
+SWEEP_INTERVAL = 1.0
+
+
+def listening_socket(listen: ListenAddress, *, backlog: int = 1024) -> socket.socket:
+    """A bound, listening socket for ``listen``; ConfigError if the address cannot be used."""
+    host = "127.0.0.1" if listen.host == "localhost" else listen.bind_host
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if listen.dual_stack:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        sock.bind((host, listen.port))
+        sock.listen(backlog)
+        sock.setblocking(False)
+    except OSError as exc:
+        sock.close()
+        where = listen.display()
+        if exc.errno == errno.EADDRINUSE:
+            raise ConfigError(f"cannot listen on {where}: the address is already in use") from None
+        if exc.errno == errno.EADDRNOTAVAIL:
+            raise ConfigError(f"cannot listen on {where}: no such local address") from None
+        raise ConfigError(f"cannot listen on {where}: {exc.strerror or exc}") from None
+    return sock
+
+
+class ProxyServer:
+    """Accepts client connections and serves them until ``stop``."""
+
+    def __init__(self, ctx: ProxyContext) -> None:
+        self.ctx = ctx
+        self._servers: list[asyncio.Server] = []
+        self._sweeper: asyncio.Task[None] | None = None
+
+    async def start(self) -> int:
+        """Listen; return the port actually bound (the real one when 0 was asked for)."""
+        loop = asyncio.get_running_loop()
+        sock = listening_socket(self.ctx.options.listen)
+        port: int = sock.getsockname()[1]
+        server = await loop.create_server(lambda: ClientConnection(self.ctx), sock=sock)
+        self._servers.append(server)
+        limits = self.ctx.options.limits
+        interval = min(SWEEP_INTERVAL, limits.upstream_timeout / 4, limits.head_timeout / 4)
+        self._sweeper = loop.create_task(self._sweep(interval))
+        return port
+
+    async def _sweep(self, interval: float) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            now = time.monotonic()
+            for connection in list(self.ctx.connections):
+                connection.check_timeouts(now)
+
+    async def stop(self) -> None:
+        """Stop accepting, shut every connection down, and wait until they are gone."""
+        for server in self._servers:
+            server.close()
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+        for connection in list(self.ctx.connections):
+            connection.abort()
+        for server in self._servers:
+            await server.wait_closed()
+        # Let the connections' coroutines see their transports close and run their hooks.
+        await asyncio.sleep(0)

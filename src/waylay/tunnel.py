@@ -1,0 +1,94 @@
+"""A raw byte tunnel between two transports: CONNECT without interception, and `101` upgrades.
+
+Each side gets a `TunnelEnd` protocol that writes what it receives to the other side. A full
+write buffer on one side pauses reading on the other (back-pressure), an EOF is passed on as
+a half-close (`write_eof`) so request/response protocols over the tunnel still work, and the
+tunnel closes once both directions have ended or either side is lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+
+class TunnelEnd(asyncio.Protocol):
+    """One side of a tunnel: receives from its own transport, writes to the peer's."""
+
+    __slots__ = ("_tunnel", "peer", "received", "transport")
+
+    def __init__(self, tunnel: Tunnel, transport: asyncio.Transport) -> None:
+        self._tunnel = tunnel
+        self.transport = transport
+        self.peer: TunnelEnd | None = None
+        self.received = 0
+
+    def data_received(self, data: bytes) -> None:
+        self.received += len(data)
+        assert self.peer is not None
+        self.peer.transport.write(data)
+
+    def eof_received(self) -> bool:
+        assert self.peer is not None
+        peer = self.peer.transport
+        if peer.can_write_eof() and not peer.is_closing():
+            peer.write_eof()
+        self._tunnel.half_closed(self)
+        return True
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._tunnel.lost(self)
+
+    def pause_writing(self) -> None:
+        assert self.peer is not None
+        self.peer.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        assert self.peer is not None
+        if not self.peer.transport.is_closing():
+            self.peer.transport.resume_reading()
+
+
+class Tunnel:
+    """Joins two transports; ``closed`` resolves when both are gone."""
+
+    __slots__ = ("_eofs", "_lost", "client", "closed", "server")
+
+    def __init__(
+        self,
+        client: asyncio.Transport,
+        server: asyncio.Transport,
+        *,
+        client_pending: bytes = b"",
+        server_pending: bytes = b"",
+    ) -> None:
+        self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._eofs: set[TunnelEnd] = set()
+        self._lost: set[TunnelEnd] = set()
+        self.client = TunnelEnd(self, client)
+        self.server = TunnelEnd(self, server)
+        self.client.peer, self.server.peer = self.server, self.client
+        # Bytes that arrived with the head that set up the tunnel belong to the tunnel.
+        if client_pending:
+            self.client.data_received(client_pending)
+        if server_pending:
+            self.server.data_received(server_pending)
+        client.set_protocol(self.client)
+        server.set_protocol(self.server)
+        client.resume_reading()
+        server.resume_reading()
+
+    def half_closed(self, end: TunnelEnd) -> None:
+        self._eofs.add(end)
+        if len(self._eofs) == 2:
+            self.close()
+
+    def lost(self, end: TunnelEnd) -> None:
+        self._lost.add(end)
+        self.close()
+        if len(self._lost) == 2 and not self.closed.done():
+            self.closed.set_result(None)
+
+    def close(self) -> None:
+        for end in (self.client, self.server):
+            if not end.transport.is_closing():
+                end.transport.close()

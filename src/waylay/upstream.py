@@ -1,0 +1,149 @@
+"""Connections to servers: resolving, connecting with a timeout, and the upstream protocol.
+
+An `UpstreamConnection` belongs to one client connection (upstream connections are never
+shared between clients, so one client's connection-bound state, such as NTLM, never leaks to
+another). It is a thin protocol: the bytes and events it receives go to the exchange it is
+currently serving; between exchanges it sits idle, and any byte or close from the server
+then makes it unusable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import socket
+from typing import TYPE_CHECKING, Protocol
+
+from waylay.backpressure import ReadGate
+from waylay.errors import UpstreamError
+from waylay.hosts import Resolver
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+
+class UpstreamEvents(Protocol):
+    """What an exchange receives from its upstream connection."""
+
+    def upstream_data(self, data: bytes) -> None: ...
+    def upstream_eof(self) -> None: ...
+    def upstream_lost(self, exc: Exception | None) -> None: ...
+    def upstream_pause_writing(self) -> None: ...
+    def upstream_resume_writing(self) -> None: ...
+
+
+class UpstreamConnection(asyncio.Protocol):
+    __slots__ = ("address", "closed", "exchange", "gate", "key", "transport", "used")
+
+    def __init__(self, key: tuple[str, int]) -> None:
+        self.key = key
+        self.transport: asyncio.Transport | None = None
+        self.address: tuple[str, int] = ("", 0)
+        self.exchange: UpstreamEvents | None = None
+        self.closed = False
+        self.used = 0  # exchanges served; > 0 means a reused connection
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        self.gate = ReadGate(transport)
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            self.address = sock.getpeername()[:2]
+
+    def data_received(self, data: bytes) -> None:
+        if self.exchange is not None:
+            self.exchange.upstream_data(data)
+        else:
+            # A server may not speak between responses (RFC 9112 §9.3): don't reuse it.
+            self.close()
+
+    def eof_received(self) -> bool:
+        if self.exchange is not None:
+            self.exchange.upstream_eof()
+        self.closed = True
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        exchange, self.exchange = self.exchange, None
+        if exchange is not None:
+            exchange.upstream_lost(exc)
+
+    def pause_writing(self) -> None:
+        if self.exchange is not None:
+            self.exchange.upstream_pause_writing()
+
+    def resume_writing(self) -> None:
+        if self.exchange is not None:
+            self.exchange.upstream_resume_writing()
+
+    @property
+    def usable(self) -> bool:
+        return not self.closed and self.transport is not None and not self.transport.is_closing()
+
+    def close(self) -> None:
+        self.closed = True
+        if self.transport is not None:
+            self.transport.close()
+
+    def abort(self) -> None:
+        self.closed = True
+        if self.transport is not None:
+            self.transport.abort()
+
+
+async def dns_lookup(host: str, port: int) -> list[str]:
+    """Addresses for ``host`` from the system resolver, in its order of preference."""
+    loop = asyncio.get_running_loop()
+    try:
+        infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise UpstreamError(f"cannot resolve {host}: {exc.strerror}", code="dns-error") from None
+    addresses: list[str] = []
+    for _family, _type, _proto, _canon, sockaddr in infos:
+        if sockaddr[0] not in addresses:
+            addresses.append(str(sockaddr[0]))
+    return addresses
+
+
+async def connect(
+    host: str,
+    port: int,
+    resolver: Resolver,
+    *,
+    timeout: float,
+    factory: Callable[[], UpstreamConnection] | None = None,
+) -> UpstreamConnection:
+    """Resolve ``host`` and connect to the first address that answers, within ``timeout``."""
+    loop = asyncio.get_running_loop()
+    addresses = await resolver.resolve(host, port)
+    if not addresses:
+        raise UpstreamError(f"{host} has no address", code="dns-error")
+    make = factory or (lambda: UpstreamConnection((host, port)))
+    failure = UpstreamError(f"cannot connect to {host}:{port}", code="connect-failed")
+    for address in addresses:
+        try:
+            async with asyncio.timeout(timeout):
+                _, protocol = await loop.create_connection(make, address, port)
+        except TimeoutError:
+            failure = UpstreamError(
+                f"connecting to {host}:{port} ({address}) timed out after {timeout:g}s",
+                status=504,
+                code="connect-timeout",
+            )
+        except OSError as exc:
+            failure = _connect_error(host, port, address, exc)
+        else:
+            return protocol
+    raise failure
+
+
+def _connect_error(host: str, port: int, address: str, exc: OSError) -> UpstreamError:
+    where = f"{host}:{port}" if host == address else f"{host}:{port} ({address})"
+    if exc.errno == errno.ECONNREFUSED:
+        return UpstreamError(f"{where} refused the connection", code="connection-refused")
+    if exc.errno in (errno.ENETUNREACH, errno.EHOSTUNREACH):
+        return UpstreamError(f"{where} is unreachable", code="unreachable")
+    return UpstreamError(f"cannot connect to {where}: {exc.strerror or exc}", code="connect-failed")

@@ -1,0 +1,112 @@
+"""Options: --listen syntax, config.toml, precedence and validation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from waylay.errors import ConfigError
+from waylay.options import ListenAddress, build_options, parse_listen
+
+
+@pytest.mark.parametrize(
+    ("text", "host", "port", "shown"),
+    [
+        ("127.0.0.1:8080", "127.0.0.1", 8080, "127.0.0.1:8080"),
+        ("127.0.0.1:0", "127.0.0.1", 0, "127.0.0.1:0"),
+        ("*:8080", "*", 8080, "*:8080"),
+        ("[::1]:9000", "::1", 9000, "[::1]:9000"),
+        ("localhost:1", "localhost", 1, "localhost:1"),
+        ("0.0.0.0:65535", "0.0.0.0", 65535, "0.0.0.0:65535"),
+    ],
+)
+def test_parse_listen(text: str, host: str, port: int, shown: str) -> None:
+    listen = parse_listen(text)
+    assert listen == ListenAddress(host, port)
+    assert listen.display() == shown
+
+
+def test_star_is_one_dual_stack_socket() -> None:
+    listen = parse_listen("*:0")
+    assert listen.dual_stack and listen.bind_host == "::"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "nonsense",
+        "8080",
+        ":8080",
+        "127.0.0.1:",
+        "127.0.0.1:65536",
+        "127.0.0.1:-1",
+        "127.0.0.1:\uff18\uff10",  # fullwidth digits are not a port
+        "::1:8080",
+        "[nothost]:80",
+        "example.test:80",
+        "127.0.0.1:80x",
+    ],
+)
+def test_parse_listen_rejects(text: str) -> None:
+    with pytest.raises(ConfigError, match="--listen"):
+        parse_listen(text)
+
+
+def _flags(confdir: Path, **given: object) -> dict[str, object]:
+    flags: dict[str, object] = dict.fromkeys(("listen", "hosts", "hosts_only", "quiet"))
+    flags["confdir"] = str(confdir)
+    flags.update(given)
+    return flags
+
+
+def test_defaults(tmp_path: Path) -> None:
+    options = build_options(_flags(tmp_path))
+    assert options.listen == ListenAddress("127.0.0.1", 8080)
+    assert options.quiet is False and options.hosts is None and options.hosts_only is False
+    assert options.confdir == tmp_path
+
+
+def test_config_file_then_flags(tmp_path: Path) -> None:
+    (tmp_path / "config.toml").write_text(
+        'listen = "127.0.0.1:0"\nquiet = true\nhosts = "/etc/hosts-x"\nhosts-only = true\n'
+    )
+    options = build_options(_flags(tmp_path))
+    assert options.listen.port == 0 and options.quiet and options.hosts_only
+    assert options.hosts == Path("/etc/hosts-x")
+    overridden = build_options(_flags(tmp_path, listen="[::1]:7000"))
+    assert overridden.listen == ListenAddress("::1", 7000)
+
+
+def test_confdir_from_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WAYLAY_CONFDIR", str(tmp_path))
+    (tmp_path / "config.toml").write_text("quiet = true\n")
+    flags = _flags(tmp_path)
+    flags["confdir"] = None
+    assert build_options(flags).quiet is True
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        ("save = 'x.db'\n", "unknown setting 'save'"),
+        ("quiet = 'yes'\n", "wrong type"),
+        ("listen = [1]\n", "wrong type"),
+        ("quiet = \n", "not valid TOML"),
+        ("listen = 'nonsense'\n", "--listen"),
+        ("hosts-only = true\n", "--hosts-only needs --hosts"),
+    ],
+)
+def test_bad_config_is_a_config_error(tmp_path: Path, config: str, message: str) -> None:
+    (tmp_path / "config.toml").write_text(config)
+    with pytest.raises(ConfigError, match=message):
+        build_options(_flags(tmp_path))
+
+
+def test_upstream_timeout_from_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WAYLAY_UPSTREAM_TIMEOUT", "1.5")
+    limits = build_options(_flags(tmp_path)).limits
+    assert limits.upstream_timeout == 1.5 and limits.connect_timeout == 1.5
+    monkeypatch.setenv("WAYLAY_UPSTREAM_TIMEOUT", "soon")
+    with pytest.raises(ConfigError, match="WAYLAY_UPSTREAM_TIMEOUT"):
+        build_options(_flags(tmp_path))

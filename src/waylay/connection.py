@@ -41,6 +41,21 @@ MAX_IDLE_UPSTREAMS = 8
 
 
 class ClientConnection(asyncio.Protocol):
+    __slots__ = (
+        "_buf",
+        "_eof",
+        "_exchange",
+        "_head_waiter",
+        "_idle",
+        "_idle_since",
+        "_lost",
+        "_task",
+        "client",
+        "ctx",
+        "gate",
+        "transport",
+    )
+
     def __init__(self, ctx: ProxyContext) -> None:
         self.ctx = ctx
         self.transport: asyncio.Transport | None = None

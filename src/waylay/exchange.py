@@ -51,6 +51,7 @@ class Exchange:
         "_rbuf",
         "_request",
         "_server",
+        "_server_ended",
         "_server_keeps",
         "_upstream",
         "client_http10",
@@ -90,6 +91,7 @@ class Exchange:
         self._rbuf = bytearray()
         self._dechunk = False
         self._server_keeps = False
+        self._server_ended = False
         self.flow = flow
         self.upgrade = upgrade
         self.client_http10 = request.version == b"HTTP/1.0"
@@ -267,6 +269,8 @@ class Exchange:
         self.flow.response_body_size = body.size
         if body.done:
             self._response_complete(clean=not rest)
+        elif self._server_ended:
+            self._upstream_ended(None)
 
     def _upgraded(self, head: ResponseHead) -> None:
         if not self.upgrade:
@@ -330,7 +334,9 @@ class Exchange:
                 self.fail(UpstreamError("the server closed the connection mid-response"))
             return
         if self.response_framing is not None:
-            return  # the head waits for a hook; begin_response will see the closed upstream
+            # The head waits for a responseheaders hook: begin_response ends the body.
+            self._server_ended = True
+            return
         if not self._rbuf and self._upstream.used and self.request_body.done:
             # A reused connection the server had already closed: safe to send again.
             self._finish(Outcome("retry"))

@@ -48,6 +48,7 @@ class ClientConnection(asyncio.Protocol):
         "_head_waiter",
         "_idle",
         "_idle_since",
+        "_linger",
         "_lost",
         "_task",
         "client",
@@ -68,6 +69,7 @@ class ClientConnection(asyncio.Protocol):
         self._idle_since = time.monotonic()
         self._eof = False
         self._lost = False
+        self._linger = False  # an error page was sent: close gently (see _LingeringClose)
         self._task: asyncio.Task[None] | None = None
 
     # -- transport callbacks ----------------------------------------------------------
@@ -393,8 +395,8 @@ class ClientConnection(asyncio.Protocol):
         assert self.transport is not None
         if response_started:
             self.transport.abort()
-        elif not self._lost:
-            self.transport.write(error_response(error))
+        else:
+            self._send_error(error)
         log.info("%s %s: %s", _show(self.client.address), flow.request.url, error.reason)
         if self.ctx.hooks.error:
             await dispatch(self.ctx.hooks.error, flow)
@@ -402,16 +404,25 @@ class ClientConnection(asyncio.Protocol):
     def _refuse(self, error: WaylayError) -> None:
         """Answer a request that cannot be served; the connection closes after it."""
         log.info("%s: %s", _show(self.client.address), error.reason)
+        self._send_error(error)
+
+    def _send_error(self, error: WaylayError) -> None:
         if self.transport is not None and not self._lost:
             self.transport.write(error_response(error))
+            self._linger = True
 
     def _close(self) -> None:
         for upstream in self._idle.values():
             upstream.close()
         self._idle.clear()
         self.ctx.connections.discard(self)
-        if self.transport is not None and not self.transport.is_closing():
-            self.transport.close()
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        if self._linger and not self._lost and transport.can_write_eof():
+            _LingeringClose(transport)
+        else:
+            transport.close()
 
     def abort(self) -> None:
         """Shut this connection down now (server stopping)."""
@@ -421,6 +432,35 @@ class ClientConnection(asyncio.Protocol):
             upstream.abort()
         if self.transport is not None:
             self.transport.abort()
+
+
+class _LingeringClose(asyncio.Protocol):
+    """Close a connection after an error page without losing the page (RFC 9112 §9.6).
+
+    Closing a socket with unread bytes in its receive buffer sends a reset, and a reset can
+    erase the client's unread input — the error page — on a real network. So the write side
+    is shut after the page, and whatever the client still sends is read and dropped until it
+    closes too, or LINGER seconds pass.
+    """
+
+    LINGER = 2.0
+
+    def __init__(self, transport: asyncio.Transport) -> None:
+        self._transport = transport
+        try:
+            transport.write_eof()
+        except OSError:  # the client is already gone: nothing left to protect
+            transport.close()
+            return
+        transport.set_protocol(self)
+        transport.resume_reading()
+        asyncio.get_running_loop().call_later(self.LINGER, transport.close)
+
+    def data_received(self, data: bytes) -> None:
+        pass
+
+    def eof_received(self) -> bool:
+        return False
 
 
 def _show(address: tuple[str, int]) -> str:

@@ -238,7 +238,6 @@ class ClientConnection(asyncio.Protocol):
         attempt = await self._exchange_once(flow, head, head_bytes, target, framing, upgrade)
         if attempt is not None and attempt[1].kind == "retry":
             # The idle connection had been closed by the server: once more, on a new one.
-            attempt[2].abort()
             flow.timestamps.first_response_byte = 0.0
             attempt = await self._exchange_once(flow, head, head_bytes, target, framing, upgrade)
         if attempt is None:
@@ -298,9 +297,8 @@ class ClientConnection(asyncio.Protocol):
         self, flow: Flow, exchange: Exchange, outcome: Outcome, upstream: UpstreamConnection
     ) -> bool:
         hooks = self.ctx.hooks
-        if outcome.error is not None or outcome.kind == "retry":
-            error = outcome.error or UpstreamError("the server closed the connection twice")
-            await self._flow_failed(flow, error, response_started=exchange.response_started)
+        if outcome.error is not None:
+            await self._flow_failed(flow, outcome.error, response_started=exchange.response_started)
             return False
         if hooks.response:
             await dispatch(hooks.response, flow)

@@ -31,6 +31,10 @@ if TYPE_CHECKING:
     from waylay.upstream import UpstreamConnection
 
 
+# RFC 9110 §9.2.2: the methods a proxy may send again on its own.
+_IDEMPOTENT = frozenset({b"GET", b"HEAD", b"OPTIONS", b"TRACE", b"PUT", b"DELETE"})
+
+
 @dataclass(slots=True)
 class Outcome:
     """How an exchange ended, and what may be reused after it."""
@@ -49,6 +53,7 @@ class Exchange:
         "_dechunk",
         "_limits",
         "_rbuf",
+        "_replayable",
         "_request",
         "_server",
         "_server_ended",
@@ -92,6 +97,10 @@ class Exchange:
         self._dechunk = False
         self._server_keeps = False
         self._server_ended = False
+        self._replayable = request.method in _IDEMPOTENT and (
+            request_framing.kind == "none"
+            or (request_framing.kind == "length" and request_framing.length == 0)
+        )
         self.flow = flow
         self.upgrade = upgrade
         self.client_http10 = request.version == b"HTTP/1.0"
@@ -337,17 +346,21 @@ class Exchange:
             # The head waits for a responseheaders hook: begin_response ends the body.
             self._server_ended = True
             return
-        if not self._rbuf and self._upstream.used and self.request_body.done:
-            # A reused connection the server had already closed: safe to send again.
-            self._finish(Outcome("retry"))
-            return
         if isinstance(exc, ConnectionResetError):
-            reason = "the server reset the connection before responding"
-            code = "connection-reset"
+            error = UpstreamError(
+                "the server reset the connection before responding", code="connection-reset"
+            )
         else:
-            reason = "the server closed the connection without a response"
-            code = "empty-response"
-        self.fail(UpstreamError(reason, code=code))
+            error = UpstreamError(
+                "the server closed the connection without a response", code="empty-response"
+            )
+        if not self._rbuf and self._upstream.used and self._replayable:
+            # A reused connection the server had already closed: an idempotent request with
+            # no body may be sent again (RFC 9112 §9.3.1); if it is not, the error stands.
+            self._upstream.abort()
+            self._finish(Outcome("retry", error))
+            return
+        self.fail(error)
 
     def upstream_pause_writing(self) -> None:
         self._client_gate.pause("upstream-full")

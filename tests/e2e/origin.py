@@ -129,6 +129,8 @@ class Exchange:
         # Set by a handler that answered without reading the body or took over the socket.
         self.close_after = False
         self.close_delay = 0.0
+        # True when an earlier request came on the same connection.
+        self.reused = False
         self._rate = 0.0
         self._rate_start = 0.0
         self._rate_bytes = 0
@@ -401,6 +403,18 @@ def _expect_reject(ex: Exchange) -> None:
     ex.close_after = True
 
 
+def _vanish_if_reused(ex: Exchange) -> None:
+    """Answers on a new connection; on a kept-alive one, closes without a word.
+
+    That is the race of a server's keep-alive timeout: it closes its idle connection just as
+    the proxy sends the next request on it.
+    """
+    if ex.reused:
+        ex.close_after = True
+        return
+    _echo(ex)
+
+
 ROUTES: dict[str, Callable[[Exchange], None]] = {
     "echo": _echo,
     "bytes": _bytes,
@@ -415,6 +429,7 @@ ROUTES: dict[str, Callable[[Exchange], None]] = {
     "truncate": _truncate,
     "reset": _reset,
     "expect-reject": _expect_reject,
+    "vanish-if-reused": _vanish_if_reused,
 }
 
 
@@ -529,6 +544,7 @@ class Origin(_Listener):
                 record.requests.append(request_record)
                 self.requests.append(request_record)
             exchange.request = event
+            exchange.reused = len(record.requests) > 1
             segment = request_record.path.strip("/").split("/", 1)[0]
             handler = ROUTES.get(segment)
             if handler is None:

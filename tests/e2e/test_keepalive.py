@@ -104,3 +104,32 @@ def test_upstream_connection_close_then_next_request(origin: Origin, waylay: Way
         client.close()
     assert second.json()["target"] == "/echo?next"
     assert len(origin.connections) == 2
+
+
+def test_request_on_a_connection_the_server_just_closed_is_sent_again(
+    origin: Origin, waylay: WaylayProcess
+) -> None:
+    # RFC 9112 §9.3.1: a request without a body, sent on a reused connection that the server
+    # closed before answering, may be retried on a new connection — the client never knows.
+    with WireClient(waylay.port) as client:
+        client.send(proxy_request(origin, "GET", "/vanish-if-reused?first"))
+        assert client.read_response().status == 200
+        client.send(proxy_request(origin, "GET", "/vanish-if-reused?second"))
+        response = client.read_response()
+    assert response.status == 200, response.head + response.body
+    assert response.json()["target"] == "/vanish-if-reused?second"
+    assert [len(c.requests) for c in origin.connections] == [2, 1]
+
+
+def test_request_with_a_body_is_not_sent_again(origin: Origin, waylay: WaylayProcess) -> None:
+    # A POST is not idempotent, and its body was streamed and is gone: the client gets the
+    # error, not a silent replay.
+    with WireClient(waylay.port) as client:
+        client.send(proxy_request(origin, "GET", "/vanish-if-reused?first"))
+        assert client.read_response().status == 200
+        client.send(proxy_request(origin, "POST", "/vanish-if-reused?second", body=b"once"))
+        response = client.read_response()
+    assert response.status == 502
+    # FIN or, as the origin left the body unread, RST: either way no second try.
+    assert response.header("X-Waylay-Error") in (b"empty-response", b"connection-reset")
+    assert len(origin.connections) == 1

@@ -17,7 +17,7 @@ import asyncio
 import logging
 import socket
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from waylay.backpressure import ReadGate
 from waylay.errors import ProtocolError, UpstreamError, WaylayError, error_response
@@ -75,8 +75,9 @@ class ClientConnection(asyncio.Protocol):
     # -- transport callbacks ----------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # Typed as BaseTransport; stream sockets get a full Transport (uvloop's included,
+        # which does not subclass asyncio.Transport, so no isinstance check).
+        self.transport = transport = cast(asyncio.Transport, transport)
         self.gate = ReadGate(transport)
         sock = transport.get_extra_info("socket")
         if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):

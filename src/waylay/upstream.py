@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import socket
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, cast
 
 from waylay.backpressure import ReadGate
 from waylay.errors import UpstreamError
@@ -44,8 +44,9 @@ class UpstreamConnection(asyncio.Protocol):
         self.used = 0  # exchanges served; > 0 means a reused connection
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # Typed as BaseTransport; stream sockets get a full Transport (uvloop's included,
+        # which does not subclass asyncio.Transport, so no isinstance check).
+        self.transport = transport = cast(asyncio.Transport, transport)
         self.gate = ReadGate(transport)
         sock = transport.get_extra_info("socket")
         if sock is not None:

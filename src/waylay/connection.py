@@ -43,12 +43,12 @@ MAX_IDLE_UPSTREAMS = 8
 class ClientConnection(asyncio.Protocol):
     __slots__ = (
         "_buf",
+        "_client_full",
         "_eof",
         "_exchange",
         "_head_waiter",
         "_idle",
         "_idle_since",
-        "_linger",
         "_lost",
         "_task",
         "client",
@@ -69,7 +69,9 @@ class ClientConnection(asyncio.Protocol):
         self._idle_since = time.monotonic()
         self._eof = False
         self._lost = False
-        self._linger = False  # an error page was sent: close gently (see _LingeringClose)
+        # The client's write buffer is over its high-water mark: the state outlives one
+        # exchange, and each new exchange (or tunnel) must start with its server held back.
+        self._client_full = False
         self._task: asyncio.Task[None] | None = None
 
     # -- transport callbacks ----------------------------------------------------------
@@ -93,10 +95,14 @@ class ClientConnection(asyncio.Protocol):
             data = exchange.client_data(data)
             if not data:
                 return
-        self._buf += data
         if self._head_waiter is not None:
+            if not self._buf:
+                self._idle_since = time.monotonic()  # a head begins: its own clock starts
+            self._buf += data
             self._wake()
-        elif len(self._buf) > self.ctx.options.limits.max_head_size:
+            return
+        self._buf += data
+        if len(self._buf) > self.ctx.options.limits.max_head_size:
             # Pipelined requests pile up while an exchange runs: hold the client back.
             assert self.gate is not None
             self.gate.pause("pipeline")
@@ -117,10 +123,12 @@ class ClientConnection(asyncio.Protocol):
         self._wake()
 
     def pause_writing(self) -> None:
+        self._client_full = True
         if self._exchange is not None:
             self._exchange.client_pause_writing()
 
     def resume_writing(self) -> None:
+        self._client_full = False
         if self._exchange is not None:
             self._exchange.client_resume_writing()
 
@@ -134,7 +142,7 @@ class ClientConnection(asyncio.Protocol):
     def check_timeouts(self, now: float) -> None:
         limits = self.ctx.options.limits
         if self._exchange is not None:
-            self._exchange.timed_out(now)
+            self._exchange.check_timeouts(now)
         elif self._head_waiter is not None and self.transport is not None:
             limit = limits.head_timeout if self._buf else limits.client_idle_timeout
             if now - self._idle_since > limit:
@@ -278,12 +286,15 @@ class ClientConnection(asyncio.Protocol):
             upgrade=upgrade,
             hold_response_head=bool(hooks.responseheaders),
             watch_request=bool(hooks.request) and framing.kind != "none",
+            client_full=self._client_full,
             limits=self.ctx.options.limits,
         )
         self._exchange = exchange
         pending = bytes(self._buf)
         self._buf.clear()
         self._buf += exchange.start(head_bytes, pending)
+        if self._eof:
+            exchange.client_eof()  # the FIN came with a pipelined request: no more body
         if exchange.request_complete is not None:
             await exchange.request_complete
             await dispatch(hooks.request, flow)
@@ -310,7 +321,9 @@ class ClientConnection(asyncio.Protocol):
             self._park(upstream)
         else:
             upstream.close()
-        return outcome.keep_client and not self._eof and not self._lost
+        # After a FIN, requests already received are still answered (RFC 9112 §9.6):
+        # _next_head ends the connection once none is left.
+        return outcome.keep_client and not self._lost
 
     async def _tunnel(self, head: RequestHead, target: Target) -> bool:
         """CONNECT: a byte tunnel to host:port once the server accepted the connection."""
@@ -342,16 +355,21 @@ class ClientConnection(asyncio.Protocol):
         # The tunnel's first bytes are what the client speaks inside it. They are relayed
         # as they are; HTTPS interception will classify them here (a TLS ClientHello or not).
         tunnel = await self._relay(upstream, b"")
-        flow.request_body_size = tunnel.client.received
-        flow.response_body_size = tunnel.server.received
+        if tunnel is not None:
+            flow.request_body_size = tunnel.client.received
+            flow.response_body_size = tunnel.server.received
         flow.timestamps.end = time.time()
         if self.ctx.hooks.response:
             await dispatch(self.ctx.hooks.response, flow)
         return False
 
-    async def _relay(self, upstream: UpstreamConnection, upstream_pending: bytes) -> Tunnel:
+    async def _relay(self, upstream: UpstreamConnection, upstream_pending: bytes) -> Tunnel | None:
+        """Relay raw bytes between the client and ``upstream`` until either side ends."""
         assert self.transport is not None and self.gate is not None
         assert upstream.transport is not None
+        if self._lost or upstream.closed:
+            upstream.close()
+            return None
         upstream.exchange = None
         pending = bytes(self._buf)
         self._buf.clear()
@@ -362,6 +380,8 @@ class ClientConnection(asyncio.Protocol):
             upstream.transport,
             client_pending=pending,
             server_pending=upstream_pending,
+            client_full=self._client_full,
+            server_full=upstream.writing_paused,
         )
         if self._eof:
             tunnel.client.eof_received()
@@ -408,7 +428,6 @@ class ClientConnection(asyncio.Protocol):
     def _send_error(self, error: WaylayError) -> None:
         if self.transport is not None and not self._lost:
             self.transport.write(error_response(error))
-            self._linger = True
 
     def _close(self) -> None:
         for upstream in self._idle.values():
@@ -418,7 +437,7 @@ class ClientConnection(asyncio.Protocol):
         transport = self.transport
         if transport is None or transport.is_closing():
             return
-        if self._linger and not self._lost and transport.can_write_eof():
+        if not self._lost and transport.can_write_eof():
             _LingeringClose(transport)
         else:
             transport.close()
@@ -434,12 +453,12 @@ class ClientConnection(asyncio.Protocol):
 
 
 class _LingeringClose(asyncio.Protocol):
-    """Close a connection after an error page without losing the page (RFC 9112 §9.6).
+    """Close a client connection without losing the last response (RFC 9112 §9.6).
 
     Closing a socket with unread bytes in its receive buffer sends a reset, and a reset can
-    erase the client's unread input — the error page — on a real network. So the write side
-    is shut after the page, and whatever the client still sends is read and dropped until it
-    closes too, or LINGER seconds pass.
+    erase the client's unread input — the last response, an error page or an early answer
+    to an upload still coming in. So the write side is shut after the response, and whatever
+    the client still sends is read and dropped until it closes too, or LINGER seconds pass.
     """
 
     LINGER = 2.0

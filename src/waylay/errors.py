@@ -56,6 +56,7 @@ _REASON_PHRASES = {
     403: b"Forbidden",
     404: b"Not Found",
     407: b"Proxy Authentication Required",
+    408: b"Request Timeout",
     431: b"Request Header Fields Too Large",
     501: b"Not Implemented",
     502: b"Bad Gateway",

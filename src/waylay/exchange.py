@@ -21,7 +21,13 @@ from waylay.errors import HeadTooLarge, ProtocolError, UpstreamError, WaylayErro
 from waylay.flow import Flow, Response
 from waylay.http1.body import Framing, response_framing
 from waylay.http1.forwarding import client_keep_alive, forward_response_headers, server_keep_alive
-from waylay.http1.head import RequestHead, ResponseHead, find_head_end, parse_response_head
+from waylay.http1.head import (
+    RequestHead,
+    ResponseHead,
+    find_head_end,
+    header_value,
+    parse_response_head,
+)
 from waylay.http1.reframe import Reframer
 from waylay.http1.serialize import response_head
 
@@ -48,6 +54,7 @@ class Outcome:
 
 class Exchange:
     __slots__ = (
+        "_awaiting_continue",
         "_client",
         "_client_gate",
         "_dechunk",
@@ -85,6 +92,7 @@ class Exchange:
         upgrade: bool,
         hold_response_head: bool,
         watch_request: bool,
+        client_full: bool,
         limits: Limits,
     ) -> None:
         loop = asyncio.get_running_loop()
@@ -121,7 +129,20 @@ class Exchange:
         self.response_body: Reframer | None = None
         self.response_framing: Framing | None = None
         self.response_started = False
+        # When waylay last sent the server something: the server's silence is timed from it.
         self.sent_at = 0.0
+        # The client waits for `100 Continue` before its body (RFC 9110 §10.1.1), so the
+        # server owes an answer before the body is complete.
+        self._awaiting_continue = (
+            request.version == b"HTTP/1.1"
+            and (header_value(request.headers, b"expect") or b"").lower() == b"100-continue"
+        )
+        upstream.gate.resume("unclaimed")
+        # Back-pressure that was on before this exchange stays on (see ReadGate).
+        if client_full:
+            upstream.gate.pause("client-full")
+        if upstream.writing_paused:
+            client_gate.pause("upstream-full")
 
     # -- the request side ---------------------------------------------------------------
 
@@ -143,6 +164,7 @@ class Exchange:
             out.insert(0, head)
         if out:
             self._server.writelines(out)
+            self.sent_at = time.monotonic()
         self.flow.request_body_size = body.size
         if body.done:
             self.flow.request.trailers = body.trailers
@@ -216,6 +238,7 @@ class Exchange:
                 self._upgraded(head)
                 return
             if status < 200:
+                self._awaiting_continue = False
                 # 1xx interim responses (100 Continue, 103 Early Hints) go to an HTTP/1.1
                 # client as they come; HTTP/1.0 has none (RFC 9110 §15.2).
                 if not self.client_http10:
@@ -254,7 +277,9 @@ class Exchange:
         if self.done.done():
             return
         self._dechunk = framing.kind == "chunked" and self.client_http10
-        if framing.kind == "close" or self._dechunk:
+        # The client connection closes after a close-delimited or de-chunked body, and after
+        # an answer that came before the whole request (RFC 9112 §9.6): the head says so.
+        if framing.kind == "close" or self._dechunk or not self.request_body.done:
             self.keep_client = False
         headers = forward_response_headers(
             response.headers, close=not self.keep_client, dechunk=self._dechunk
@@ -300,6 +325,8 @@ class Exchange:
         pending = bytes(self._rbuf)
         self._rbuf.clear()
         self._finish(Outcome("upgraded", upstream_pending=pending))
+        # What the server sends next belongs to the tunnel, which does not exist yet.
+        self._upstream.gate.pause("unclaimed")
 
     def _response_complete(self, *, clean: bool) -> None:
         response = self.flow.response
@@ -370,20 +397,35 @@ class Exchange:
 
     # -- ending ---------------------------------------------------------------------------
 
-    def timed_out(self, now: float) -> bool:
-        """True (and the exchange failed with 504) if the server is overdue with its head."""
-        if self.done.done() or self.response_framing is not None or not self.request_body.done:
-            return False
-        if now - self.sent_at < self._limits.upstream_timeout:
-            return False
-        self.fail(
-            UpstreamError(
-                f"the server sent no response within {self._limits.upstream_timeout:g}s",
-                status=504,
-                code="upstream-timeout",
+    def check_timeouts(self, now: float) -> None:
+        """Fail the exchange if whoever owes the next bytes is overdue.
+
+        Until the response head, that is the server once it has the whole request (or the
+        client waits for `100 Continue`): 504 after the upstream timeout. While the client is
+        still sending its body, it is the client: 408 after the client idle timeout. Once the
+        response streams, the transports' back-pressure decides and no clock runs.
+        """
+        if self.done.done() or self.response_framing is not None:
+            return
+        limits = self._limits
+        silence = now - self.sent_at
+        if self.request_body.done or (self._awaiting_continue and not self.request_body.size):
+            if silence >= limits.upstream_timeout:
+                self.fail(
+                    UpstreamError(
+                        f"the server sent no response within {limits.upstream_timeout:g}s",
+                        status=504,
+                        code="upstream-timeout",
+                    )
+                )
+        elif silence >= limits.client_idle_timeout:
+            self.fail(
+                ProtocolError(
+                    f"the request body stalled for {limits.client_idle_timeout:g}s",
+                    status=408,
+                    code="request-timeout",
+                )
             )
-        )
-        return True
 
     def fail(self, error: WaylayError) -> None:
         if self.done.done():

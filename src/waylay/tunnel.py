@@ -49,9 +49,9 @@ class TunnelEnd(asyncio.Protocol):
 
 
 class Tunnel:
-    """Joins two transports; ``closed`` resolves when both are gone."""
+    """Joins two transports; ``closed`` resolves when either is gone."""
 
-    __slots__ = ("_eofs", "_lost", "client", "closed", "server")
+    __slots__ = ("_eofs", "client", "closed", "server")
 
     def __init__(
         self,
@@ -60,10 +60,17 @@ class Tunnel:
         *,
         client_pending: bytes = b"",
         server_pending: bytes = b"",
+        client_full: bool = False,
+        server_full: bool = False,
     ) -> None:
+        """Join ``client`` and ``server``.
+
+        ``*_pending`` are bytes each side sent before the tunnel existed; ``*_full`` say
+        that side's write buffer is already over its high-water mark (its transport will not
+        say pause_writing again, only resume_writing), so the other side starts paused.
+        """
         self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._eofs: set[TunnelEnd] = set()
-        self._lost: set[TunnelEnd] = set()
         self.client = TunnelEnd(self, client)
         self.server = TunnelEnd(self, server)
         self.client.peer, self.server.peer = self.server, self.client
@@ -76,6 +83,10 @@ class Tunnel:
         server.set_protocol(self.server)
         client.resume_reading()
         server.resume_reading()
+        if client_full:
+            self.client.pause_writing()
+        if server_full:
+            self.server.pause_writing()
 
     def half_closed(self, end: TunnelEnd) -> None:
         self._eofs.add(end)
@@ -83,9 +94,10 @@ class Tunnel:
             self.close()
 
     def lost(self, end: TunnelEnd) -> None:
-        self._lost.add(end)
+        # One side gone ends the tunnel: the other is closed (after flushing what it still
+        # has to write), and nothing it sends from now on has anywhere to go.
         self.close()
-        if len(self._lost) == 2 and not self.closed.done():
+        if not self.closed.done():
             self.closed.set_result(None)
 
     def close(self) -> None:

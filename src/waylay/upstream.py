@@ -33,7 +33,16 @@ class UpstreamEvents(Protocol):
 
 
 class UpstreamConnection(asyncio.Protocol):
-    __slots__ = ("address", "closed", "exchange", "gate", "key", "transport", "used")
+    __slots__ = (
+        "address",
+        "closed",
+        "exchange",
+        "gate",
+        "key",
+        "transport",
+        "used",
+        "writing_paused",
+    )
 
     def __init__(self, key: tuple[str, int]) -> None:
         self.key = key
@@ -42,12 +51,17 @@ class UpstreamConnection(asyncio.Protocol):
         self.exchange: UpstreamEvents | None = None
         self.closed = False
         self.used = 0  # exchanges served; > 0 means a reused connection
+        # Over the write buffer's high-water mark: outlives an exchange, like the client's.
+        self.writing_paused = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # Typed as BaseTransport; stream sockets get a full Transport (uvloop's included,
         # which does not subclass asyncio.Transport, so no isinstance check).
         self.transport = transport = cast(asyncio.Transport, transport)
         self.gate = ReadGate(transport)
+        # Nothing reads the server until an exchange or a tunnel claims the connection: a
+        # server that speaks first (SSH, SMTP behind CONNECT) must not find nobody listening.
+        self.gate.pause("unclaimed")
         sock = transport.get_extra_info("socket")
         if sock is not None:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -73,10 +87,12 @@ class UpstreamConnection(asyncio.Protocol):
             exchange.upstream_lost(exc)
 
     def pause_writing(self) -> None:
+        self.writing_paused = True
         if self.exchange is not None:
             self.exchange.upstream_pause_writing()
 
     def resume_writing(self) -> None:
+        self.writing_paused = False
         if self.exchange is not None:
             self.exchange.upstream_resume_writing()
 

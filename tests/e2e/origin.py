@@ -415,6 +415,32 @@ def _vanish_if_reused(ex: Exchange) -> None:
     _echo(ex)
 
 
+def _big_head(ex: Exchange) -> None:
+    """A 204 whose head carries ``size`` bytes of padding: the whole response is one head."""
+    ex.consume_body()
+    size = int(ex.query_value("size", "60000"))
+    ex.respond(204, [("X-Pad", "p" * size)])
+
+
+def _delay(ex: Exchange) -> None:
+    """Read the whole request, wait ``s`` seconds, then answer with its target and size."""
+    ex.consume_body()
+    time.sleep(float(ex.query_value("s", "0.5")))
+    record = ex.record
+    ex.respond_json({"target": record.target, "body_length": record.body_length})
+
+
+def _reject_early(ex: Exchange) -> None:
+    """Answer 413 from the head alone, then read and drop the body and stay open (keep-alive).
+
+    Unlike /expect-reject it does not close: whatever the client sees is waylay's doing.
+    ``?pad=N`` adds an N-byte header, so the whole answer is one large write.
+    """
+    pad = int(ex.query_value("pad", "0"))
+    headers = [("Content-Type", "text/plain")] + ([("X-Pad", "p" * pad)] if pad else [])
+    ex.respond(413, headers, b"too large\n")
+
+
 ROUTES: dict[str, Callable[[Exchange], None]] = {
     "echo": _echo,
     "bytes": _bytes,
@@ -430,6 +456,9 @@ ROUTES: dict[str, Callable[[Exchange], None]] = {
     "reset": _reset,
     "expect-reject": _expect_reject,
     "vanish-if-reused": _vanish_if_reused,
+    "big-head": _big_head,
+    "delay": _delay,
+    "reject-early": _reject_early,
 }
 
 
@@ -561,6 +590,20 @@ class Origin(_Listener):
             if conn.our_state is h11.MUST_CLOSE or conn.their_state is h11.MUST_CLOSE:
                 return
             conn.start_next_cycle()
+
+
+class BannerPeer(_Listener):
+    """A server that speaks first, as SSH and SMTP do: a banner the moment it accepts.
+
+    Then it echoes what it receives until the client closes.
+    """
+
+    BANNER = b"SSH-2.0-waylay-test\r\n"
+
+    def serve(self, sock: socket.socket, record: ConnectionRecord) -> None:
+        sock.sendall(self.BANNER)
+        while data := sock.recv(65536):
+            sock.sendall(data)
 
 
 class TunnelPeer(_Listener):

@@ -11,7 +11,7 @@ import threading
 
 from .clients import Curl
 from .contract import assert_waylay_error, proxy_request
-from .origin import ORIGIN_HOST, Origin, TunnelPeer, pattern_bytes
+from .origin import ORIGIN_HOST, BannerPeer, Origin, TunnelPeer, pattern_bytes
 from .waylay_process import WaylayProcess
 from .wire import WireClient
 
@@ -112,3 +112,20 @@ def test_connect_to_name_not_in_hosts_file_is_502(waylay: WaylayProcess) -> None
         _connect(client, "not-listed.invalid:443")
         response = client.read_response(b"CONNECT")
     assert_waylay_error(response, 502, b"not in hosts file")
+
+
+def test_connect_to_a_server_that_speaks_first(waylay: WaylayProcess) -> None:
+    # The banner can arrive before waylay has even answered 200: it must wait for the
+    # tunnel, not be taken for a stray byte on an idle connection.
+    peer = BannerPeer()
+    peer.start()
+    try:
+        for _ in range(20):
+            with WireClient(waylay.port) as client:
+                _connect(client, f"tunnel.example.test:{peer.port}")
+                assert client.read_response(b"CONNECT").status == 200
+                assert client.read_exactly(len(BannerPeer.BANNER)) == BannerPeer.BANNER
+                client.send(b"ping")
+                assert client.read_exactly(4) == b"ping"
+    finally:
+        peer.stop()

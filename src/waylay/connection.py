@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import socket
 import time
 from typing import TYPE_CHECKING, cast
 
@@ -81,9 +80,6 @@ class ClientConnection(asyncio.Protocol):
         # which does not subclass asyncio.Transport, so no isinstance check).
         self.transport = transport = cast(asyncio.Transport, transport)
         self.gate = ReadGate(transport)
-        sock = transport.get_extra_info("socket")
-        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         peer = transport.get_extra_info("peername") or ("", 0)
         self.client = Client((str(peer[0]), int(peer[1])), time.time())
         self.ctx.connections.add(self)

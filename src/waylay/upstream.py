@@ -62,10 +62,10 @@ class UpstreamConnection(asyncio.Protocol):
         # Nothing reads the server until an exchange or a tunnel claims the connection: a
         # server that speaks first (SSH, SMTP behind CONNECT) must not find nobody listening.
         self.gate.pause("unclaimed")
-        sock = transport.get_extra_info("socket")
-        if sock is not None:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            self.address = sock.getpeername()[:2]
+        # The loop sets TCP_NODELAY itself. The peer's address is the one the transport read
+        # when it was made: asking the socket again fails once the server has reset it.
+        peer = transport.get_extra_info("peername") or ("", 0)
+        self.address = (str(peer[0]), int(peer[1]))
 
     def data_received(self, data: bytes) -> None:
         if self.exchange is not None:

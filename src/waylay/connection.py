@@ -211,19 +211,7 @@ class ClientConnection(asyncio.Protocol):
         except ProtocolError as exc:
             self._refuse(exc)
             return False
-        flow = Flow(
-            self.client.address,
-            Request(
-                method=head.method,
-                scheme=target.scheme,
-                host=target.host,
-                port=target.port,
-                path=target.path,
-                http_version=head.version,
-                headers=head.headers,
-            ),
-            timestamps=Timestamps(start=time.time()),
-        )
+        flow = self._new_flow(head, target)
         hooks = self.ctx.hooks
         if hooks.requestheaders:
             await dispatch(hooks.requestheaders, flow)
@@ -231,6 +219,18 @@ class ClientConnection(asyncio.Protocol):
             # Nothing more to read: the request is whole before anything is sent.
             await dispatch(hooks.request, flow)
         return await self._forward(flow, head, target, framing)
+
+    def _new_flow(self, head: RequestHead, target: Target) -> Flow:
+        request = Request(
+            method=head.method,
+            scheme=target.scheme,
+            host=target.host,
+            port=target.port,
+            path=target.path,
+            http_version=head.version,
+            headers=head.headers,
+        )
+        return Flow(self.client.address, request, timestamps=Timestamps(start=time.time()))
 
     async def _forward(
         self, flow: Flow, head: RequestHead, target: Target, framing: Framing
@@ -263,14 +263,9 @@ class ClientConnection(asyncio.Protocol):
         hooks = self.ctx.hooks
         upstream = self._idle.pop((target.host, target.port), None)
         if upstream is None or not upstream.usable:
-            try:
-                upstream = await self._connect(target.host, target.port)
-            except UpstreamError as exc:
-                await self._flow_failed(flow, exc, response_started=False)
+            upstream = await self._open_upstream(flow)
+            if upstream is None:
                 return None
-        if self._lost:
-            upstream.close()
-            return None
         flow.server_address = upstream.address
         exchange = Exchange(
             client=self.transport,
@@ -323,26 +318,9 @@ class ClientConnection(asyncio.Protocol):
 
     async def _tunnel(self, head: RequestHead, target: Target) -> bool:
         """CONNECT: a byte tunnel to host:port once the server accepted the connection."""
-        flow = Flow(
-            self.client.address,
-            Request(
-                method=head.method,
-                scheme="",
-                host=target.host,
-                port=target.port,
-                path=b"",
-                http_version=head.version,
-                headers=head.headers,
-            ),
-            timestamps=Timestamps(start=time.time()),
-        )
-        try:
-            upstream = await self._connect(target.host, target.port)
-        except UpstreamError as exc:
-            await self._flow_failed(flow, exc, response_started=False)
-            return False
-        if self._lost:
-            upstream.close()
+        flow = self._new_flow(head, target)
+        upstream = await self._open_upstream(flow)
+        if upstream is None:
             return False
         assert self.transport is not None
         flow.server_address = upstream.address
@@ -384,14 +362,27 @@ class ClientConnection(asyncio.Protocol):
         await tunnel.closed
         return tunnel
 
-    async def _connect(self, host: str, port: int) -> UpstreamConnection:
+    async def _open_upstream(self, flow: Flow) -> UpstreamConnection | None:
+        """A new connection to the flow's server, or None (the client got the error)."""
         assert self.gate is not None
-        limits = self.ctx.options.limits
-        self.gate.pause("connecting")
+        request = flow.request
+        self.gate.pause("connecting")  # what the client sends meanwhile waits in the kernel
         try:
-            return await connect(host, port, self.ctx.resolver, timeout=limits.connect_timeout)
+            upstream = await connect(
+                request.host,
+                request.port,
+                self.ctx.resolver,
+                timeout=self.ctx.options.limits.connect_timeout,
+            )
+        except UpstreamError as exc:
+            await self._flow_failed(flow, exc, response_started=False)
+            return None
         finally:
             self.gate.resume("connecting")
+        if self._lost:
+            upstream.close()
+            return None
+        return upstream
 
     def _park(self, upstream: UpstreamConnection) -> None:
         """Keep an upstream connection for the next request to the same host:port."""
@@ -434,7 +425,7 @@ class ClientConnection(asyncio.Protocol):
         if transport is None or transport.is_closing():
             return
         if not self._lost and transport.can_write_eof():
-            _LingeringClose(transport)
+            _LingeringClose(transport, self.ctx.lingering)
         else:
             transport.close()
 
@@ -459,16 +450,22 @@ class _LingeringClose(asyncio.Protocol):
 
     LINGER = 2.0
 
-    def __init__(self, transport: asyncio.Transport) -> None:
-        self._transport = transport
+    def __init__(self, transport: asyncio.Transport, lingering: set[asyncio.Transport]) -> None:
         try:
             transport.write_eof()
         except OSError:  # the client is already gone: nothing left to protect
             transport.close()
             return
+        # The server aborts what is still lingering when it stops.
+        self._lingering = lingering
+        self._transport = transport
+        lingering.add(transport)
         transport.set_protocol(self)
         transport.resume_reading()
         asyncio.get_running_loop().call_later(self.LINGER, transport.close)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._lingering.discard(self._transport)
 
     def data_received(self, data: bytes) -> None:
         pass

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -19,3 +20,5 @@ class ProxyContext:
     resolver: Resolver
     hooks: HookTable = field(default_factory=HookTable)
     connections: set[ClientConnection] = field(default_factory=set)
+    # Client transports closing gently after their last response (connection._LingeringClose).
+    lingering: set[asyncio.Transport] = field(default_factory=set)

@@ -79,6 +79,8 @@ class ProxyServer:
             self._sweeper.cancel()
         for connection in list(self.ctx.connections):
             connection.abort()
+        for transport in list(self.ctx.lingering):
+            transport.abort()
         for server in self._servers:
             await server.wait_closed()
         # Let the connections' coroutines see their transports close and run their hooks.

@@ -348,3 +348,18 @@ def test_sigterm_with_busy_connections_exits_promptly_and_cleanly(
     finally:
         for client in clients:
             client.close()
+
+
+def test_sigterm_does_not_wait_for_connections_closing_gently(
+    origin: Origin, start_waylay: StartWaylay
+) -> None:
+    # A client that got its last response (here an error page) but keeps its connection open
+    # is in the lingering close; stopping must end it, not wait the linger out (Python 3.12+
+    # Server.wait_closed waits for every connection it accepted).
+    waylay = start_waylay()
+    with WireClient(waylay.port) as client:
+        client.send(b"GET /not-a-proxy-request HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert_waylay_error(client.read_response(), 400)
+        started = time.monotonic()
+        assert waylay.stop(timeout=5.0) == 0
+        assert time.monotonic() - started < 1.0

@@ -69,19 +69,5 @@ async def dispatch(hooks: Sequence[Hook], arg: object) -> None:
             log.exception("addon hook %s failed", _name(hook))
 
 
-def dispatch_sync(hooks: Sequence[Hook], arg: object) -> None:
-    """Call hooks from a place that cannot await (a callback); an awaitable is an error."""
-    for hook in hooks:
-        try:
-            result = hook(arg)
-            if inspect.isawaitable(result):
-                close = getattr(result, "close", None)
-                if close is not None:
-                    close()
-                log.error("addon hook %s cannot be async here", _name(hook))
-        except Exception:
-            log.exception("addon hook %s failed", _name(hook))
-
-
 def _name(hook: Hook) -> str:
     return getattr(hook, "__qualname__", repr(hook))

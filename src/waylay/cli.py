@@ -81,7 +81,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        # Name the subcommand whose --help lists the flags that do exist.
+        _Parser(prog=f"waylay {args.command}").error(f"unrecognized arguments: {' '.join(unknown)}")
     logging.basicConfig(format="waylay: %(message)s", level=logging.WARNING, stream=sys.stderr)
     try:
         options = build_options(_flags(args))

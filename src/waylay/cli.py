@@ -21,7 +21,7 @@ from waylay.errors import ConfigError
 from waylay.hooks import HookTable
 from waylay.hosts import Resolver, load_hosts
 from waylay.options import DEFAULT_LISTEN, Options, build_options
-from waylay.server import ProxyServer
+from waylay.server import ProxyServer, raise_open_file_limit
 from waylay.upstream import dns_lookup
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
@@ -109,6 +109,7 @@ def run_dump(options: Options) -> int:
     table = load_hosts(options.hosts) if options.hosts else {}
     resolver = Resolver(table, hosts_only=options.hosts_only, lookup=dns_lookup)
     ctx = ProxyContext(options, resolver, HookTable(addons))
+    raise_open_file_limit()
     return asyncio.run(_serve(ctx))
 
 

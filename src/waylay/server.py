@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import resource
 import socket
 import time
 
@@ -19,6 +20,19 @@ from waylay.options import ListenAddress
 
 # How often idle connections and overdue servers are looked for, at most.
 SWEEP_INTERVAL = 1.0
+
+
+def raise_open_file_limit() -> int:
+    """Lift the soft limit on open files to the hard one; return the limit now in force.
+
+    Each proxied connection holds two descriptors (client and server), so the usual soft
+    limit of 1024 would cap waylay at about 500 connections for no reason.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        return hard
+    return soft
 
 
 def listening_socket(listen: ListenAddress, *, backlog: int = 1024) -> socket.socket:

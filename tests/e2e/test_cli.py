@@ -8,6 +8,7 @@ any long option; one line per flow on stdout, none with ``--quiet``.
 from __future__ import annotations
 
 import re
+import resource
 import signal
 import socket
 from pathlib import Path
@@ -238,3 +239,16 @@ def test_ipv6_literal_listen(origin: Origin, start_waylay: StartWaylay) -> None:
     waylay = start_waylay(listen="[::1]:0")
     assert re.fullmatch(r"\[::1\]", waylay.host), waylay.host
     assert _get(waylay, origin, "/echo", "::1") == 200
+
+
+def test_open_file_limit_raised_to_the_hard_limit(start_waylay: StartWaylay) -> None:
+    # Two descriptors per proxied connection: a soft limit of 256 would cap waylay at ~128.
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard))
+    try:
+        waylay = start_waylay()  # inherits the lowered soft limit
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    limits = Path(f"/proc/{waylay.pid}/limits").read_text()
+    line = next(line for line in limits.splitlines() if line.startswith("Max open files"))
+    assert line.split()[3:5] == [str(hard), str(hard)], line

@@ -52,14 +52,14 @@ def _proxy_flags(parser: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help="a hosts-format file; names found there are not looked up in DNS",
     )
+    # --no-... undoes a setting of config.toml: flags win over the file.
     parser.add_argument(
         "--hosts-only",
-        action="store_const",
-        const=True,
+        action=argparse.BooleanOptionalAction,
         help="resolve only names in the --hosts file; any other name gets a 502, no DNS query",
     )
     parser.add_argument(
-        "-q", "--quiet", action="store_const", const=True, help="print no line per flow"
+        "-q", "--quiet", action=argparse.BooleanOptionalAction, help="print no line per flow"
     )
 
 

@@ -235,10 +235,15 @@ class ClientConnection(asyncio.Protocol):
     async def _forward(
         self, flow: Flow, head: RequestHead, target: Target, framing: Framing
     ) -> bool:
-        upgrade = is_upgrade_request(head)
+        http10 = head.version == b"HTTP/1.0"
+        # An HTTP/1.0 request's Upgrade and 100-continue expectation are to be ignored
+        # (RFC 9110 §7.8, §10.1.1); sent on as HTTP/1.1 they would be acted upon.
+        upgrade = not http10 and is_upgrade_request(head)
         headers = forward_request_headers(
             head.headers, authority(target.host, target.port, 80), upgrade=upgrade
         )
+        if http10:
+            headers = [field for field in headers if field[0].lower() != b"expect"]
         head_bytes = request_head(head.method, target.path, headers)
         attempt = await self._exchange_once(flow, head, head_bytes, target, framing, upgrade)
         if attempt is not None and attempt[1].kind == "retry":
@@ -409,7 +414,8 @@ class ClientConnection(asyncio.Protocol):
 
     def _refuse(self, error: WaylayError) -> None:
         """Answer a request that cannot be served; the connection closes after it."""
-        log.info("%s: %s", _show(self.client.address), error.reason)
+        # No flow exists for it, so no dump line: the log says what the client was told.
+        log.warning("%s: %d %s", _show(self.client.address), error.status, error.reason)
         self._send_error(error)
 
     def _send_error(self, error: WaylayError) -> None:

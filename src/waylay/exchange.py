@@ -282,7 +282,11 @@ class Exchange:
         if framing.kind == "close" or self._dechunk or not self.request_body.done:
             self.keep_client = False
         headers = forward_response_headers(
-            response.headers, close=not self.keep_client, dechunk=self._dechunk
+            # No Transfer-Encoding ever reaches an HTTP/1.0 client (RFC 9112 §6.1), also
+            # on a response without a body (HEAD, 304).
+            response.headers,
+            close=not self.keep_client,
+            dechunk=self._dechunk or self.client_http10,
         )
         head = response_head(b"HTTP/1.1", response.status_code, response.reason, headers)
         body = Reframer(framing, response=True, dechunk=self._dechunk)

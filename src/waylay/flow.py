@@ -36,7 +36,8 @@ class Request:
             return f"{host}:{self.port}"
         default = 443 if self.scheme == "https" else 80
         port = "" if self.port == default else f":{self.port}"
-        return f"{self.scheme}://{host}{port}{self.path.decode('ascii', 'replace')}"
+        path = "" if self.path == b"*" else self.path.decode("ascii", "replace")  # OPTIONS *
+        return f"{self.scheme}://{host}{port}{path}"
 
 
 @dataclass(slots=True)

@@ -120,6 +120,9 @@ def read_config(confdir: Path) -> dict[str, Any]:
         if name is None:
             known = ", ".join(sorted(_CONFIG_KEYS))
             raise ConfigError(f"{path}: unknown setting {key!r} (known: {known})")
+        if name == "hosts" and isinstance(value, str):
+            # A relative path in the file means next to the file, as in git's or ssh's.
+            value = confdir / Path(value).expanduser()
         settings[name] = value
     return settings
 

@@ -235,15 +235,13 @@ class ClientConnection(asyncio.Protocol):
     async def _forward(
         self, flow: Flow, head: RequestHead, target: Target, framing: Framing
     ) -> bool:
-        http10 = head.version == b"HTTP/1.0"
-        # An HTTP/1.0 request's Upgrade and 100-continue expectation are to be ignored
-        # (RFC 9110 §7.8, §10.1.1); sent on as HTTP/1.1 they would be acted upon.
-        upgrade = not http10 and is_upgrade_request(head)
+        upgrade = is_upgrade_request(head)
         headers = forward_request_headers(
-            head.headers, authority(target.host, target.port, 80), upgrade=upgrade
+            head.headers,
+            authority(target.host, target.port, 80),
+            upgrade=upgrade,
+            http10=head.version == b"HTTP/1.0",
         )
-        if http10:
-            headers = [field for field in headers if field[0].lower() != b"expect"]
         head_bytes = request_head(head.method, target.path, headers)
         attempt = await self._exchange_once(flow, head, head_bytes, target, framing, upgrade)
         if attempt is not None and attempt[1].kind == "retry":

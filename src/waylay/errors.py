@@ -53,15 +53,12 @@ class ConfigError(WaylayError):
 
 _REASON_PHRASES = {
     400: b"Bad Request",
-    403: b"Forbidden",
-    404: b"Not Found",
-    407: b"Proxy Authentication Required",
     408: b"Request Timeout",
     431: b"Request Header Fields Too Large",
     501: b"Not Implemented",
     502: b"Bad Gateway",
     504: b"Gateway Timeout",
-    508: b"Loop Detected",
+    505: b"HTTP Version Not Supported",
 }
 
 

@@ -187,6 +187,19 @@ def test_is_upgrade_request(headers: Headers, expected: bool) -> None:
     assert is_upgrade_request(head) is expected
 
 
+def test_http10_request_is_never_an_upgrade() -> None:
+    # RFC 9110 §7.8: a server must ignore Upgrade in an HTTP/1.0 request.
+    fields = [(b"Connection", b"Upgrade"), (b"Upgrade", b"websocket")]
+    assert not is_upgrade_request(RequestHead(b"GET", b"/", b"HTTP/1.0", fields))
+
+
+def test_http10_request_loses_its_expectation() -> None:
+    # RFC 9110 §10.1.1: a 100-continue expectation in HTTP/1.0 is ignored, not passed on.
+    fields = [(b"Host", b"h"), (b"Expect", b"100-continue"), (b"X-A", b"1")]
+    assert forward_request_headers(fields, b"h", http10=True) == [(b"Host", b"h"), (b"X-A", b"1")]
+    assert forward_request_headers(fields, b"h") == fields
+
+
 # --- responses --------------------------------------------------------------------------------
 
 RESPONSE_FIELDS = [

@@ -50,9 +50,15 @@ def connection_tokens(headers: Headers) -> frozenset[bytes]:
 
 
 def is_upgrade_request(head: RequestHead) -> bool:
-    """True if the client asks to switch protocols (RFC 9110 §7.8): Upgrade, named in Connection."""
-    return header_value(head.headers, b"upgrade") is not None and b"upgrade" in connection_tokens(
-        head.headers
+    """True if the client asks to switch protocols (RFC 9110 §7.8): Upgrade, named in Connection.
+
+    Never for HTTP/1.0: a server must ignore Upgrade there (§7.8), and sent on as HTTP/1.1 it
+    would be acted upon.
+    """
+    return (
+        head.version == b"HTTP/1.1"
+        and header_value(head.headers, b"upgrade") is not None
+        and b"upgrade" in connection_tokens(head.headers)
     )
 
 
@@ -65,7 +71,7 @@ def authority(host: str, port: int, default_port: int) -> bytes:
 
 
 def forward_request_headers(
-    headers: Headers, authority: bytes, *, upgrade: bool = False
+    headers: Headers, authority: bytes, *, upgrade: bool = False, http10: bool = False
 ) -> Headers:
     """The request's fields as waylay forwards them, once its framing has been accepted.
 
@@ -73,9 +79,13 @@ def forward_request_headers(
     and those named in Connection are dropped; the rest keep their case and order. With
     ``upgrade=True``, Upgrade is kept and a single ``Connection: Upgrade`` is sent.
     Transfer-Encoding stays (the body is forwarded chunked again); it and Content-Length are
-    sent in canonical form (see ``_canonical_framing``).
+    sent in canonical form (see ``_canonical_framing``). With ``http10=True`` (an HTTP/1.0
+    request, forwarded as HTTP/1.1) Expect is dropped: a server ignores a 100-continue
+    expectation from HTTP/1.0 (RFC 9110 §10.1.1), so it must not be passed on as HTTP/1.1's.
     """
     drop = _dropped(headers, keep_upgrade=upgrade)
+    if http10:
+        drop = drop | {b"expect"}
     forwarded: Headers = []
     host_seen = False
     framing = False

@@ -26,6 +26,7 @@ PURE_MODULES = [
     "waylay.http1.serialize",
     "waylay.http1.forwarding",
     "waylay.http1.reframe",
+    "waylay.tls.clienthello",
     "waylay.hosts",
     "waylay.options",
     "waylay.flow",

@@ -12,10 +12,12 @@ import logging
 import signal
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, NoReturn
 
 from waylay import __version__
 from waylay.addons.dumper import Dumper
+from waylay.certs.ca import CertificateAuthority
 from waylay.context import ProxyContext
 from waylay.errors import ConfigError
 from waylay.hooks import HookTable
@@ -77,7 +79,43 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run the proxy; print one line per flow on stdout.",
     )
     _proxy_flags(dump)
+    _ca_command(commands)
     return parser
+
+
+def _ca_command(commands: Any) -> None:
+    ca = commands.add_parser(
+        "ca",
+        help="show or export waylay's CA certificate",
+        description="waylay's certificate authority, created in the confdir on first use and "
+        "reused after. Clients trust its certificate to accept the certificates waylay forges.",
+    )
+    actions = ca.add_subparsers(dest="ca_action", metavar="ACTION", parser_class=_Parser)
+    actions.required = True
+    path = actions.add_parser(
+        "path",
+        help="print the CA certificate's path",
+        description="Print the path of the CA certificate (PEM), creating the CA if absent.",
+    )
+    export = actions.add_parser(
+        "export",
+        help="write the CA certificate as PEM, DER or PKCS#12",
+        description="Write the CA certificate (never its key) to stdout or a file, creating "
+        "the CA if absent.",
+    )
+    export.add_argument(
+        "--format",
+        choices=("pem", "der", "p12"),
+        default="pem",
+        help="pem (most tools), der (.cer: Windows, Android), p12 (PKCS#12, no key; default pem)",
+    )
+    export.add_argument("-o", "--output", metavar="FILE", help="write to FILE, not stdout")
+    for parser in (path, export):
+        parser.add_argument(
+            "--confdir",
+            metavar="DIR",
+            help="configuration directory holding the CA (default $WAYLAY_CONFDIR or ~/.waylay)",
+        )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -85,12 +123,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     args, unknown = parser.parse_known_args(argv)
     if unknown:
         # Name the subcommand whose --help lists the flags that do exist.
-        _Parser(prog=f"waylay {args.command}").error(f"unrecognized arguments: {' '.join(unknown)}")
+        words = ["waylay", args.command, getattr(args, "ca_action", None)]
+        prog = " ".join(word for word in words if word)
+        _Parser(prog=prog).error(f"unrecognized arguments: {' '.join(unknown)}")
     logging.basicConfig(format="waylay: %(message)s", level=logging.WARNING, stream=sys.stderr)
     try:
         options = build_options(_flags(args))
         if args.command == "dump":
             return run_dump(options)
+        if args.command == "ca":
+            return run_ca(options, args)
     except ConfigError as exc:
         print(f"waylay: error: {exc.reason}", file=sys.stderr)
         return EXIT_USAGE
@@ -125,4 +167,23 @@ async def _serve(ctx: ProxyContext) -> int:
         await stop.wait()
     finally:
         await server.stop()
+    return EXIT_OK
+
+
+def run_ca(options: Options, args: argparse.Namespace) -> int:
+    """`waylay ca path` and `waylay ca export`; a damaged CA is a ConfigError (status 2)."""
+    ca = CertificateAuthority.load_or_create(options.confdir)
+    if args.ca_action == "path":
+        print(ca.cert_path)
+        return EXIT_OK
+    exports = {"pem": ca.cert_pem, "der": ca.cert_der, "p12": ca.cert_p12}
+    data = exports[args.format]
+    if args.output in (None, "-"):
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+        return EXIT_OK
+    try:
+        Path(args.output).write_bytes(data)
+    except OSError as exc:
+        raise ConfigError(f"cannot write {args.output}: {exc.strerror or exc}") from None
     return EXIT_OK

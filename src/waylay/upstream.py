@@ -12,11 +12,13 @@ from __future__ import annotations
 import asyncio
 import errno
 import socket
+import ssl
 from typing import TYPE_CHECKING, Protocol, cast
 
 from waylay.backpressure import ReadGate
 from waylay.errors import UpstreamError
 from waylay.hosts import Resolver
+from waylay.tls.endpoint import TlsHandshakeError, TlsTransport
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -100,6 +102,13 @@ class UpstreamConnection(asyncio.Protocol):
     def usable(self) -> bool:
         return not self.closed and self.transport is not None and not self.transport.is_closing()
 
+    @property
+    def tls(self) -> ssl.SSLObject | None:
+        """The TLS session with the server, once `start_tls` succeeded."""
+        if self.transport is None:
+            return None
+        return cast("ssl.SSLObject | None", self.transport.get_extra_info("ssl_object"))
+
     def close(self) -> None:
         self.closed = True
         if self.transport is not None:
@@ -164,3 +173,81 @@ def _connect_error(host: str, port: int, address: str, exc: OSError) -> Upstream
     if exc.errno in (errno.ENETUNREACH, errno.EHOSTUNREACH):
         return UpstreamError(f"{where} is unreachable", code="unreachable")
     return UpstreamError(f"cannot connect to {where}: {exc.strerror or exc}", code="connect-failed")
+
+
+async def start_tls(
+    upstream: UpstreamConnection,
+    context: ssl.SSLContext,
+    *,
+    server_hostname: str | None,
+    timeout: float,
+) -> ssl.SSLObject:
+    """TLS with the server over ``upstream``, verified as ``context`` says; UpstreamError if not.
+
+    ``server_hostname`` is both the SNI sent (none for an IP literal) and the name the
+    certificate must be valid for.
+    """
+    assert upstream.transport is not None
+    where = _show(upstream.key)
+    tls = TlsTransport(
+        upstream.transport, context, server_side=False, server_hostname=server_hostname
+    )
+    try:
+        await tls.handshake(timeout)
+    except TimeoutError:
+        upstream.abort()
+        raise UpstreamError(
+            f"the TLS handshake with {where} timed out after {timeout:g}s",
+            status=504,
+            code="upstream-tls-timeout",
+        ) from None
+    except TlsHandshakeError as exc:
+        upstream.abort()
+        raise upstream_tls_error(where, server_hostname, exc) from None
+    tls.start(upstream)
+    assert tls.ssl_object is not None
+    return tls.ssl_object
+
+
+# OpenSSL's X509_V_ERR_* codes that say what is wrong with a server's certificate.
+_EXPIRED, _NOT_YET_VALID = 10, 9
+_NAME_MISMATCH, _IP_MISMATCH = 62, 64
+_FIX = "pass its CA with --upstream-ca FILE, or use --insecure to skip verification"
+
+
+def upstream_tls_error(
+    where: str, server_hostname: str | None, exc: TlsHandshakeError
+) -> UpstreamError:
+    """The 502 a client sees for a failed handshake with the server, with the fix."""
+    verify = exc.__cause__ if isinstance(exc.__cause__, ssl.SSLCertVerificationError) else None
+    code = verify.verify_code if verify is not None else None
+    if code in (_EXPIRED, _NOT_YET_VALID):
+        return UpstreamError(
+            f"the certificate of {where} is {'expired' if code == _EXPIRED else 'not yet valid'}"
+            f" ({exc}); if you trust it anyway, use --insecure",
+            code="upstream-cert-expired",
+        )
+    if code in (_NAME_MISMATCH, _IP_MISMATCH):
+        return UpstreamError(
+            f"the certificate of {where} is not valid for {server_hostname} ({exc}); "
+            "if you trust it anyway, use --insecure",
+            code="upstream-cert-name-mismatch",
+        )
+    if verify is not None:
+        return UpstreamError(
+            f"the certificate of {where} is not trusted ({exc}): {_FIX}",
+            code="upstream-cert-untrusted",
+        )
+    if exc.eof:
+        return UpstreamError(
+            f"{where} closed the connection during the TLS handshake",
+            code="upstream-tls-failed",
+        )
+    return UpstreamError(
+        f"the TLS handshake with {where} failed: {exc}", code="upstream-tls-failed"
+    )
+
+
+def _show(key: tuple[str, int]) -> str:
+    host, port = key
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"

@@ -86,7 +86,7 @@ async def _origin(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) ->
 async def _through_proxy(recorder: Recorder, tmp_path: Path, origin_port: int) -> bytes:
     options = Options(listen=parse_listen("127.0.0.1:0"), confdir=tmp_path)
     resolver = Resolver({"hooked.example.test": ("127.0.0.1",)}, hosts_only=True)
-    server = ProxyServer(ProxyContext(options, resolver, HookTable([recorder])))
+    server = ProxyServer(ProxyContext.build(options, resolver, HookTable([recorder])))
     port = await server.start()
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     writer.write(

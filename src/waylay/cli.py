@@ -63,6 +63,45 @@ def _proxy_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "-q", "--quiet", action=argparse.BooleanOptionalAction, help="print no line per flow"
     )
+    tls = parser.add_argument_group("HTTPS interception")
+    tls.add_argument(
+        "--ignore-hosts",
+        metavar="REGEX",
+        action="append",
+        help="repeatable; a CONNECT target or SNI whose host:port matches is relayed untouched "
+        "(the client sees the server's own certificate)",
+    )
+    tls.add_argument(
+        "--insecure",
+        action=argparse.BooleanOptionalAction,
+        help="do not verify servers' certificates",
+    )
+    tls.add_argument(
+        "--upstream-ca",
+        metavar="FILE",
+        help="a PEM bundle of extra CAs trusted for servers (besides certifi and the system's)",
+    )
+    tls.add_argument(
+        "--passthrough-pinned",
+        action=argparse.BooleanOptionalAction,
+        help="once a client rejects waylay's certificate for a host, relay that host untouched",
+    )
+    tls.add_argument(
+        "--client-cert",
+        metavar="[HOST=]FILE",
+        dest="client_certs",
+        action="append",
+        help="repeatable; a PEM file (certificate and key) presented to servers that ask, "
+        "to HOST only (a name or *.domain) when given",
+    )
+    tls.add_argument(
+        "--cert",
+        metavar="DOMAIN=FILE",
+        dest="certs",
+        action="append",
+        help="repeatable; serve this PEM file's certificate and key for DOMAIN (a name or "
+        "*.domain) instead of a forged one",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -140,7 +179,19 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _flags(args: argparse.Namespace) -> dict[str, Any]:
-    names = ("listen", "confdir", "hosts", "hosts_only", "quiet")
+    names = (
+        "listen",
+        "confdir",
+        "hosts",
+        "hosts_only",
+        "quiet",
+        "ignore_hosts",
+        "insecure",
+        "upstream_ca",
+        "passthrough_pinned",
+        "client_certs",
+        "certs",
+    )
     return {name: getattr(args, name, None) for name in names}
 
 
@@ -150,7 +201,7 @@ def run_dump(options: Options) -> int:
         addons.append(Dumper(sys.stdout))
     table = load_hosts(options.hosts) if options.hosts else {}
     resolver = Resolver(table, hosts_only=options.hosts_only, lookup=dns_lookup)
-    ctx = ProxyContext(options, resolver, HookTable(addons))
+    ctx = ProxyContext.build(options, resolver, HookTable(addons))
     raise_open_file_limit()
     return asyncio.run(_serve(ctx))
 

@@ -5,7 +5,15 @@ bytes: into the head buffer, or — while an exchange is streaming a request bod
 into that exchange. One coroutine per connection holds the decisions, in order: wait for a
 complete head, parse and validate it, run the hooks, take an idle upstream connection for the
 same host:port or connect a new one, start the `Exchange`, and wait for its outcome. A
-CONNECT or a `101` upgrade turns the connection into a `Tunnel` for the rest of its life.
+`101` upgrade turns the connection into a `Tunnel` for the rest of its life.
+
+A CONNECT is answered once its server accepted the connection; then the tunnel's first bytes
+decide (detect.py). A TLS ClientHello is intercepted: the server's handshake first, with the
+client's SNI and ALPN, then a certificate forged from the server's names, then the client's
+handshake over the bytes already read (tls/endpoint.py). The connection then swaps its
+transport for the TLS one and serves the requests inside as it serves any — to one server,
+the tunnel's (`InnerServer`). Plain HTTP inside a tunnel is served the same way without TLS;
+anything else, an ignored host, or a client that pins its certificates, is relayed untouched.
 
 Nothing after a malformed request is ever forwarded: the error page is the last thing the
 connection sends, and it closes.
@@ -16,19 +24,41 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, cast
 
+from cryptography import x509
+
 from waylay.backpressure import ReadGate
+from waylay.certs.forge import names_from_certificate
+from waylay.certs.names import CertNames, dns_name, merge_names
+from waylay.detect import Verdict, classify
 from waylay.errors import ProtocolError, UpstreamError, WaylayError, error_response
 from waylay.exchange import Exchange, Outcome
 from waylay.flow import Client, Error, Flow, Request, Response, Timestamps
 from waylay.hooks import dispatch
 from waylay.http1.body import Framing, request_framing
-from waylay.http1.forwarding import authority, forward_request_headers, is_upgrade_request
-from waylay.http1.head import RequestHead, Target, find_head_end, parse_request_head, parse_target
-from waylay.http1.serialize import request_head
+from waylay.http1.forwarding import (
+    authority,
+    client_keep_alive,
+    forward_request_headers,
+    is_upgrade_request,
+)
+from waylay.http1.head import (
+    RequestHead,
+    Target,
+    find_head_end,
+    header_value,
+    parse_request_head,
+    parse_target,
+)
+from waylay.http1.serialize import request_head, response_head
+from waylay.installpage import INSTALL_HOST
+from waylay.tls.clienthello import ClientHello, ClientHelloError, parse_client_hello
+from waylay.tls.contexts import offer_upstream
+from waylay.tls.endpoint import TlsHandshakeError, TlsTransport
 from waylay.tunnel import Tunnel
-from waylay.upstream import UpstreamConnection, connect
+from waylay.upstream import UpstreamConnection, connect, start_tls
 
 if TYPE_CHECKING:
     from waylay.context import ProxyContext
@@ -37,6 +67,23 @@ log = logging.getLogger("waylay.connection")
 
 # Idle upstream connections one client connection may keep, one per host:port.
 MAX_IDLE_UPSTREAMS = 8
+
+# The alerts a client sends when it does not trust the certificate it was shown.
+_DISTRUST_ALERTS = ("UNKNOWN_CA", "BAD_CERTIFICATE", "CERTIFICATE_UNKNOWN", "ACCESS_DENIED")
+
+
+@dataclass(frozen=True, slots=True)
+class InnerServer:
+    """The one server the requests inside an intercepted CONNECT tunnel go to."""
+
+    scheme: str  # "https", or "http" for plain HTTP inside the tunnel
+    host: str  # the name flows show: the SNI, else the CONNECT host
+    port: int
+    connect_host: str  # what the CONNECT named: where connections go
+    server_hostname: str | None = None  # the SNI sent and the name verified
+    alpn: tuple[str, ...] = ()  # offered to the server
+    # The server's TLS failed (untrusted, expired...): every request is answered with it.
+    failure: UpstreamError | None = None
 
 
 class ClientConnection(asyncio.Protocol):
@@ -48,6 +95,7 @@ class ClientConnection(asyncio.Protocol):
         "_head_waiter",
         "_idle",
         "_idle_since",
+        "_inner",
         "_lost",
         "_task",
         "client",
@@ -71,6 +119,7 @@ class ClientConnection(asyncio.Protocol):
         # The client's write buffer is over its high-water mark: the state outlives one
         # exchange, and each new exchange (or tunnel) must start with its server held back.
         self._client_full = False
+        self._inner: InnerServer | None = None
         self._task: asyncio.Task[None] | None = None
 
     # -- transport callbacks ----------------------------------------------------------
@@ -193,15 +242,13 @@ class ClientConnection(asyncio.Protocol):
         """Serve one request; True if the connection may carry another."""
         try:
             target = parse_target(head.method, head.target)
-            if target.form == "authority":
+            if self._inner is not None:
+                target = self._inner_target(target)
+            elif target.form == "authority":
                 return await self._tunnel(head, target)
-            if target.form != "absolute":
-                raise ProtocolError(
-                    "waylay is a proxy: configure it as the client's HTTP proxy "
-                    "(requests must name an absolute http:// URL)",
-                    code="not-a-proxy-request",
-                )
-            if target.scheme != "http":
+            elif self._for_waylay(target):
+                return self._install_page(head, target)
+            elif target.scheme != "http":
                 raise ProtocolError(
                     "plain requests for https:// URLs are not supported: use CONNECT",
                     status=501,
@@ -212,6 +259,10 @@ class ClientConnection(asyncio.Protocol):
             self._refuse(exc)
             return False
         flow = self._new_flow(head, target)
+        if self._inner is not None and self._inner.failure is not None:
+            # Never an intercepted success against a server that failed verification.
+            await self._flow_failed(flow, self._inner.failure, response_started=False)
+            return False
         hooks = self.ctx.hooks
         if hooks.requestheaders:
             await dispatch(hooks.requestheaders, flow)
@@ -219,6 +270,40 @@ class ClientConnection(asyncio.Protocol):
             # Nothing more to read: the request is whole before anything is sent.
             await dispatch(hooks.request, flow)
         return await self._forward(flow, head, target, framing)
+
+    def _for_waylay(self, target: Target) -> bool:
+        """A request for waylay itself: its own address, directly or by URL, or waylay.test."""
+        if target.form != "absolute":
+            return True  # origin form (or *): the client asked the proxy's own address
+        return target.host == INSTALL_HOST or (target.host, target.port) in self.ctx.own_addresses
+
+    def _install_page(self, head: RequestHead, target: Target) -> bool:
+        """Answer from the install page; never forwarded (that would loop back to waylay)."""
+        page = self.ctx.install_page
+        assert page is not None and self.transport is not None
+        if head.method not in (b"GET", b"HEAD"):
+            raise ProtocolError(
+                "waylay's own pages take GET only", status=405, code="method-not-allowed"
+            )
+        status, headers, body = page.respond(target.path.decode("ascii", "replace"))
+        keep = request_framing(head).kind == "none" and client_keep_alive(head)
+        if not keep:
+            headers.append((b"Connection", b"close"))
+        phrase = b"OK" if status == 200 else b"Not Found"
+        self.transport.write(response_head(b"HTTP/1.1", status, phrase, headers))
+        if head.method == b"GET":
+            self.transport.write(body)
+        return keep
+
+    def _inner_target(self, target: Target) -> Target:
+        """A request inside a tunnel goes to the tunnel's server, whatever it names."""
+        inner = self._inner
+        assert inner is not None
+        if target.form == "authority":
+            raise ProtocolError(
+                "CONNECT inside an intercepted tunnel is not supported", code="nested-connect"
+            )
+        return Target("origin", inner.scheme, inner.host, inner.port, target.path)
 
     def _new_flow(self, head: RequestHead, target: Target) -> Flow:
         request = Request(
@@ -236,9 +321,16 @@ class ClientConnection(asyncio.Protocol):
         self, flow: Flow, head: RequestHead, target: Target, framing: Framing
     ) -> bool:
         upgrade = is_upgrade_request(head)
+        if self._inner is not None:
+            # Inside a tunnel the client already names the server in Host: keep its words.
+            host = header_value(head.headers, b"host") or authority(
+                target.host, target.port, 443 if target.scheme == "https" else 80
+            )
+        else:
+            host = authority(target.host, target.port, 80)
         headers = forward_request_headers(
             head.headers,
-            authority(target.host, target.port, 80),
+            host,
             upgrade=upgrade,
             http10=head.version == b"HTTP/1.0",
         )
@@ -264,7 +356,7 @@ class ClientConnection(asyncio.Protocol):
         """Send the request on an idle or new upstream connection; None if none could be had."""
         assert self.transport is not None and self.gate is not None
         hooks = self.ctx.hooks
-        upstream = self._idle.pop((target.host, target.port), None)
+        upstream = self._idle.pop(self._upstream_key(target), None)
         if upstream is None or not upstream.usable:
             upstream = await self._open_upstream(flow)
             if upstream is None:
@@ -320,8 +412,10 @@ class ClientConnection(asyncio.Protocol):
         return outcome.keep_client and not self._lost
 
     async def _tunnel(self, head: RequestHead, target: Target) -> bool:
-        """CONNECT: a byte tunnel to host:port once the server accepted the connection."""
+        """CONNECT: answer once the server accepted the connection, then see what comes."""
         flow = self._new_flow(head, target)
+        passthrough = self.ctx.passthrough
+        untouched = passthrough.ignored(target.host, target.port) or passthrough.pinned(target.host)
         upstream = await self._open_upstream(flow)
         if upstream is None:
             return False
@@ -329,8 +423,22 @@ class ClientConnection(asyncio.Protocol):
         flow.server_address = upstream.address
         self.transport.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
         flow.response = Response(200, b"Connection established", b"HTTP/1.1", [])
-        # The tunnel's first bytes are what the client speaks inside it. They are relayed
-        # as they are; HTTPS interception will classify them here (a TLS ClientHello or not).
+        if not untouched:
+            verdict = await self._peek()
+            if verdict == "http":
+                self._inner = InnerServer("http", target.host, target.port, target.host)
+                self._park(upstream)
+                return True
+            if verdict == "tls":
+                intercepted = await self._intercept_tls(target, upstream)
+                if intercepted is None:
+                    return False  # the connection is over
+                if intercepted:
+                    return True
+        return await self._relay_tunnel(flow, upstream)
+
+    async def _relay_tunnel(self, flow: Flow, upstream: UpstreamConnection) -> bool:
+        """The tunnel's bytes, relayed as they are; the CONNECT is the flow."""
         tunnel = await self._relay(upstream, b"")
         if tunnel is not None:
             flow.request_body_size = tunnel.client.received
@@ -339,6 +447,150 @@ class ClientConnection(asyncio.Protocol):
         if self.ctx.hooks.response:
             await dispatch(self.ctx.hooks.response, flow)
         return False
+
+    async def _wait_for_bytes(self, timeout: float | None = None) -> bool:
+        """Wait for more bytes from the client; False on timeout, EOF or loss."""
+        if self._eof or self._lost:
+            return False
+        self._head_waiter = waiter = asyncio.get_running_loop().create_future()
+        self._idle_since = time.monotonic()
+        had = len(self._buf)
+        try:
+            async with asyncio.timeout(timeout):
+                await waiter
+        except TimeoutError:
+            return False
+        finally:
+            self._head_waiter = None
+        return len(self._buf) > had
+
+    async def _peek(self) -> Verdict:
+        """What the client speaks inside the tunnel, from its first bytes.
+
+        Undecided after the peek timeout — silence (a server-speaks-first protocol) or bytes
+        that could still become a request line — means neither TLS nor HTTP: relayed.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.ctx.options.limits.peek_timeout
+        while (verdict := classify(self._buf)) is None:
+            if not await self._wait_for_bytes(deadline - loop.time()):
+                return "other"
+        return verdict
+
+    async def _client_hello(self) -> ClientHello | None:
+        """The client's whole ClientHello (over any records and segments), or None."""
+        while True:
+            try:
+                hello = parse_client_hello(self._buf)
+            except ClientHelloError as exc:
+                log.info("%s: not a TLS ClientHello (%s): relayed", _show(self.client.address), exc)
+                return None
+            if hello is not None:
+                return hello
+            if not await self._wait_for_bytes():
+                return None
+
+    async def _intercept_tls(self, target: Target, upstream: UpstreamConnection) -> bool | None:
+        """Intercept the TLS inside a tunnel: True to serve it, False to relay it, None: over."""
+        hello = await self._client_hello()
+        if hello is None:
+            return None if (self._eof or self._lost) else False
+        ctx = self.ctx
+        sni = hello.sni
+        if sni is not None and dns_name(sni) is None:
+            log.warning(
+                "%s sent an SNI that is not a host name (%r): relayed untouched",
+                _show(self.client.address),
+                sni,
+            )
+            return False
+        name = sni or target.host
+        if sni and (ctx.passthrough.ignored(sni, target.port) or ctx.passthrough.pinned(sni)):
+            return False
+        offer = offer_upstream(hello.alpn)
+        if offer is None:
+            log.warning(
+                "%s offers only %s for %s, which waylay does not speak yet: passed through",
+                _show(self.client.address),
+                ", ".join(hello.alpn),
+                name,
+            )
+            return False
+        limits = ctx.options.limits
+        failure: UpstreamError | None = None
+        chosen: str | None = None
+        server_cert: x509.Certificate | None = None
+        try:
+            session = await start_tls(
+                upstream,
+                ctx.upstream_tls.for_server(name, offer),
+                server_hostname=name,
+                timeout=limits.tls_handshake_timeout,
+            )
+        except UpstreamError as exc:
+            # The client still gets a session, to be told why in a page it can read.
+            failure = exc
+            chosen = "http/1.1" if "http/1.1" in offer else None
+            log.info("%s: %s", _show(self.client.address), exc.reason)
+        else:
+            chosen = session.selected_alpn_protocol()
+            der = session.getpeercert(binary_form=True)
+            server_cert = x509.load_der_x509_certificate(der) if der else None
+        names = _forged_names(server_cert, sni, target.host)
+        if self._lost:
+            upstream.close()
+            return None
+        assert self.transport is not None and self.gate is not None
+        tls = TlsTransport(
+            self.transport,
+            ctx.certs.context_for(names, chosen),
+            server_side=True,
+            pending=bytes(self._buf),
+        )
+        self._buf.clear()
+        self.gate.clear()
+        try:
+            await tls.handshake(limits.tls_handshake_timeout)
+        except (TlsHandshakeError, TimeoutError) as exc:
+            self._client_refused(name, target.port, exc)
+            upstream.close()
+            self.transport.close()
+            return None
+        if failure is None:
+            self._park(upstream)
+        else:
+            upstream.close()
+        self._inner = InnerServer(
+            "https", name, target.port, target.host, name, offer, failure=failure
+        )
+        self.transport = tls
+        self.gate = ReadGate(tls)
+        tls.start(self, notify=False)
+        return True
+
+    def _client_refused(self, host: str, port: int, exc: Exception) -> None:
+        """A client that did not finish its handshake: say why, and how to fix it."""
+        who = _show(self.client.address)
+        if isinstance(exc, TimeoutError):
+            log.warning("%s did not finish its TLS handshake for %s in time", who, host)
+            return
+        assert isinstance(exc, TlsHandshakeError)
+        if not exc.eof and not any(alert in exc.alert for alert in _DISTRUST_ALERTS):
+            log.warning("%s: TLS handshake for %s failed: %s", who, host, exc)
+            return
+        why = "closed the connection" if exc.eof else f"sent {exc}"
+        remembered = self.ctx.passthrough.remember(host)
+        log.warning(
+            "%s rejected waylay's certificate for %s (it %s): the client does not trust the "
+            "waylay CA, or pins the server's certificate. Install the CA from "
+            "http://waylay.test/, or pass the host through with --ignore-hosts '^%s:%d$'%s",
+            who,
+            host,
+            why,
+            host.replace(".", r"\."),
+            port,
+            "; its next connections pass through (--passthrough-pinned)" if remembered else "",
+        )
 
     async def _relay(self, upstream: UpstreamConnection, upstream_pending: bytes) -> Tunnel | None:
         """Relay raw bytes between the client and ``upstream`` until either side ends."""
@@ -365,18 +617,28 @@ class ClientConnection(asyncio.Protocol):
         await tunnel.closed
         return tunnel
 
+    def _upstream_key(self, target: Target) -> tuple[str, int]:
+        if self._inner is not None:
+            return (self._inner.connect_host, self._inner.port)
+        return (target.host, target.port)
+
     async def _open_upstream(self, flow: Flow) -> UpstreamConnection | None:
         """A new connection to the flow's server, or None (the client got the error)."""
         assert self.gate is not None
         request = flow.request
+        inner = self._inner
+        host, port = (inner.connect_host, inner.port) if inner else (request.host, request.port)
+        limits = self.ctx.options.limits
         self.gate.pause("connecting")  # what the client sends meanwhile waits in the kernel
         try:
-            upstream = await connect(
-                request.host,
-                request.port,
-                self.ctx.resolver,
-                timeout=self.ctx.options.limits.connect_timeout,
-            )
+            upstream = await connect(host, port, self.ctx.resolver, timeout=limits.connect_timeout)
+            if inner is not None and inner.scheme == "https":
+                await start_tls(
+                    upstream,
+                    self.ctx.upstream_tls.for_server(inner.host, inner.alpn),
+                    server_hostname=inner.server_hostname,
+                    timeout=limits.tls_handshake_timeout,
+                )
         except UpstreamError as exc:
             await self._flow_failed(flow, exc, response_started=False)
             return None
@@ -481,3 +743,17 @@ class _LingeringClose(asyncio.Protocol):
 def _show(address: tuple[str, int]) -> str:
     host, port = address
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _forged_names(
+    server_cert: x509.Certificate | None, sni: str | None, connect_host: str
+) -> CertNames:
+    """The names a forged certificate must carry: the server's own, the SNI, the CONNECT host."""
+    if server_cert is None:
+        return merge_names(
+            upstream_cn=None, upstream_dns=(), upstream_ips=(), sni=sni, connect_host=connect_host
+        )
+    cn, dns, ips = names_from_certificate(server_cert)
+    return merge_names(
+        upstream_cn=cn, upstream_dns=dns, upstream_ips=ips, sni=sni, connect_host=connect_host
+    )

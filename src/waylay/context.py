@@ -9,16 +9,56 @@ from typing import TYPE_CHECKING
 from waylay.hooks import HookTable
 from waylay.hosts import Resolver
 from waylay.options import Options
+from waylay.passthrough import Passthrough
+from waylay.tls.contexts import UpstreamContexts
 
 if TYPE_CHECKING:
+    from waylay.certs.ca import CertificateAuthority
+    from waylay.certs.store import CertStore
     from waylay.connection import ClientConnection
+    from waylay.installpage import InstallPage
 
 
 @dataclass(slots=True)
 class ProxyContext:
     options: Options
     resolver: Resolver
+    ca: CertificateAuthority
+    # Forged certificates and their server-side TLS contexts, signed by the CA.
+    certs: CertStore
     hooks: HookTable = field(default_factory=HookTable)
+    upstream_tls: UpstreamContexts = field(default_factory=UpstreamContexts)
+    passthrough: Passthrough = field(default_factory=lambda: Passthrough(()))
     connections: set[ClientConnection] = field(default_factory=set)
     # Client transports closing gently after their last response (connection._LingeringClose).
     lingering: set[asyncio.Transport] = field(default_factory=set)
+    # Set by the server once it listens: the page for http://waylay.test/ and the proxy's
+    # own address, and the (host, port) pairs that are the proxy itself (never forwarded to).
+    install_page: InstallPage | None = None
+    own_addresses: frozenset[tuple[str, int]] = frozenset()
+
+    @classmethod
+    def build(cls, options: Options, resolver: Resolver, hooks: HookTable) -> ProxyContext:
+        """Everything the options ask for: the CA (created on first start), trust, passthrough.
+
+        ConfigError names the file when the CA or a certificate file cannot be used.
+        """
+        from waylay.certs.ca import CertificateAuthority
+        from waylay.certs.forge import LeafForger
+        from waylay.certs.store import CertStore
+
+        ca = CertificateAuthority.load_or_create(options.confdir)
+        certs = CertStore(ca, LeafForger(ca), user_certs=options.certs)
+        return cls(
+            options,
+            resolver,
+            ca,
+            certs,
+            hooks,
+            UpstreamContexts(
+                insecure=options.insecure,
+                upstream_ca=options.upstream_ca,
+                client_certs=options.client_certs,
+            ),
+            Passthrough(options.ignore_hosts, remember_pinned=options.passthrough_pinned),
+        )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -84,6 +85,11 @@ class Limits:
     upstream_timeout: float = 60.0
     client_idle_timeout: float = 300.0
     head_timeout: float = 30.0
+    # Inside a CONNECT tunnel: how long to wait for the client's first bytes before deciding
+    # it speaks a server-first protocol (SMTP, SSH banners) and relaying it as it is.
+    peek_timeout: float = 1.0
+    # The TLS handshakes of an intercepted connection, each side.
+    tls_handshake_timeout: float = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,11 +99,32 @@ class Options:
     quiet: bool = False
     hosts: Path | None = None
     hosts_only: bool = False
+    ignore_hosts: tuple[str, ...] = ()
+    insecure: bool = False
+    upstream_ca: Path | None = None
+    passthrough_pinned: bool = False
+    # (host pattern or "*", PEM file with certificate and key) — presented to servers
+    client_certs: tuple[tuple[str, Path], ...] = ()
+    # (domain pattern, PEM file with certificate chain and key) — served instead of forging
+    certs: tuple[tuple[str, Path], ...] = ()
     limits: Limits = field(default_factory=Limits)
 
 
 # The long flag names a config file may set, mapped to the field they fill.
-_CONFIG_KEYS = {"listen": "listen", "quiet": "quiet", "hosts": "hosts", "hosts-only": "hosts_only"}
+_CONFIG_KEYS = {
+    "listen": "listen",
+    "quiet": "quiet",
+    "hosts": "hosts",
+    "hosts-only": "hosts_only",
+    "ignore-hosts": "ignore_hosts",
+    "insecure": "insecure",
+    "upstream-ca": "upstream_ca",
+    "passthrough-pinned": "passthrough_pinned",
+    "client-cert": "client_certs",
+    "cert": "certs",
+}
+# Settings whose relative paths are relative to the config file.
+_PATH_KEYS = frozenset({"hosts", "upstream_ca"})
 _OPTION_FIELDS = {f.name for f in fields(Options)}
 
 
@@ -120,7 +147,7 @@ def read_config(confdir: Path) -> dict[str, Any]:
         if name is None:
             known = ", ".join(sorted(_CONFIG_KEYS))
             raise ConfigError(f"{path}: unknown setting {key!r} (known: {known})")
-        if name == "hosts" and isinstance(value, str):
+        if name in _PATH_KEYS and isinstance(value, str):
             # A relative path in the file means next to the file, as in git's or ssh's.
             value = confdir / Path(value).expanduser()
         settings[name] = value
@@ -137,11 +164,25 @@ def build_options(flags: dict[str, Any]) -> Options:
     values: dict[str, Any] = {"confdir": confdir}
     if "listen" in merged:
         values["listen"] = parse_listen(_expect(merged, "listen", str))
-    for flag in ("quiet", "hosts_only"):
+    for flag in ("quiet", "hosts_only", "insecure", "passthrough_pinned"):
         if flag in merged:
             values[flag] = _expect(merged, flag, bool)
-    if "hosts" in merged:
-        values["hosts"] = Path(_expect(merged, "hosts", (str, Path))).expanduser()
+    for flag in ("hosts", "upstream_ca"):
+        if flag in merged:
+            values[flag] = Path(_expect(merged, flag, (str, Path))).expanduser()
+    if "ignore_hosts" in merged:
+        values["ignore_hosts"] = tuple(
+            _regex("--ignore-hosts", p) for p in _expect_list(merged, "ignore_hosts")
+        )
+    if "client_certs" in merged:
+        values["client_certs"] = tuple(
+            _assignment("--client-cert", text, optional_name="*")
+            for text in _expect_list(merged, "client_certs")
+        )
+    if "certs" in merged:
+        values["certs"] = tuple(
+            _assignment("--cert", text) for text in _expect_list(merged, "certs")
+        )
     if values.get("hosts_only") and "hosts" not in values:
         raise ConfigError("--hosts-only needs --hosts FILE: without it no name could be resolved")
     limits = Limits()
@@ -162,6 +203,36 @@ def _with_upstream_timeout(limits: Limits, text: str) -> Limits:
     return replace(
         limits, upstream_timeout=seconds, connect_timeout=min(seconds, limits.connect_timeout)
     )
+
+
+def _regex(flag: str, pattern: str) -> str:
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        raise ConfigError(f"{flag} {pattern!r}: not a regular expression ({exc})") from None
+    return pattern
+
+
+def _assignment(flag: str, text: str, *, optional_name: str | None = None) -> tuple[str, Path]:
+    """``NAME=FILE`` (or just ``FILE`` when the name is optional) as (name, path)."""
+    name, sep, path = text.rpartition("=")
+    if not sep:
+        if optional_name is None:
+            raise ConfigError(f"{flag} {text!r}: expected DOMAIN=FILE")
+        name, path = optional_name, text
+    if not name or not path:
+        raise ConfigError(f"{flag} {text!r}: expected NAME=FILE")
+    return name.lower().rstrip("."), Path(path).expanduser()
+
+
+def _expect_list(settings: dict[str, Any], name: str) -> list[str]:
+    value = settings[name]
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+        flag = name.replace("_", "-")
+        raise ConfigError(f"setting {flag!r}: {value!r} should be a list of strings")
+    return list(value)
 
 
 def _expect(settings: dict[str, Any], name: str, kind: type | tuple[type, ...]) -> Any:

@@ -16,6 +16,7 @@ import time
 from waylay.connection import ClientConnection
 from waylay.context import ProxyContext
 from waylay.errors import ConfigError
+from waylay.installpage import InstallPage
 from waylay.options import ListenAddress
 
 # How often idle connections and overdue servers are looked for, at most.
@@ -71,12 +72,22 @@ class ProxyServer:
         loop = asyncio.get_running_loop()
         sock = listening_socket(self.ctx.options.listen)
         port: int = sock.getsockname()[1]
+        self._know_itself(port)
         server = await loop.create_server(lambda: ClientConnection(self.ctx), sock=sock)
         self._servers.append(server)
         limits = self.ctx.options.limits
         interval = min(SWEEP_INTERVAL, limits.upstream_timeout / 4, limits.head_timeout / 4)
         self._sweeper = loop.create_task(self._sweep(interval))
         return port
+
+    def _know_itself(self, port: int) -> None:
+        """The addresses that are this proxy, and the install page that names it."""
+        listen = self.ctx.options.listen
+        hosts = {listen.host, listen.bind_host}
+        if listen.host in ("*", "0.0.0.0", "::", "127.0.0.1", "::1", "localhost"):
+            hosts |= {"127.0.0.1", "::1", "localhost"}
+        self.ctx.own_addresses = frozenset((host, port) for host in hosts)
+        self.ctx.install_page = InstallPage(self.ctx.ca, proxy_address=listen.display(port))
 
     async def _sweep(self, interval: float) -> None:
         while True:

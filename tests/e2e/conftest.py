@@ -28,6 +28,7 @@ from .waylay_process import RunWaylay, StartWaylay, WaylayProcess, clean_env, wa
 HOSTS_FILE_TEXT = """\
 # names of the end-to-end tests; waylay must never ask DNS about them
 127.0.0.1\torigin.example.test   api.example.test
+127.0.0.1 www.example.test other.example.test pinned.example.test
 127.0.0.1 tunnel.example.test # comment after the names
 #127.0.0.1 commented.example.test
 ::1 v6.example.test

@@ -42,11 +42,11 @@ def test_help_exits_0(run_waylay: RunWaylay, args: list[str]) -> None:
     assert result.returncode == 0, result.stderr
     assert "usage" in result.stdout.lower()
     if args[0] == "dump":
-        for flag in ("--listen", "--confdir", "--quiet", "--hosts", "--hosts-only"):
+        for flag in ("--listen", "--confdir", "--quiet", "--hosts", "--hosts-only", "--insecure"):
             assert flag in result.stdout, flag
 
 
-@pytest.mark.parametrize("flag", [["--save", "flows.db"], ["--frobnicate"], ["--insecure"]])
+@pytest.mark.parametrize("flag", [["--save", "flows.db"], ["--frobnicate"], ["--mode", "socks5"]])
 def test_unknown_flag_exits_2_with_one_line(
     run_waylay: RunWaylay, confdir: Path, flag: list[str]
 ) -> None:

@@ -358,7 +358,7 @@ def test_sigterm_does_not_wait_for_connections_closing_gently(
     # Server.wait_closed waits for every connection it accepted).
     waylay = start_waylay()
     with WireClient(waylay.port) as client:
-        client.send(b"GET /not-a-proxy-request HTTP/1.1\r\nHost: x\r\n\r\n")
+        client.send(b"GET http://x/ HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n")
         assert_waylay_error(client.read_response(), 400)
         started = time.monotonic()
         assert waylay.stop(timeout=5.0) == 0

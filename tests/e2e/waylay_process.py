@@ -125,6 +125,24 @@ class WaylayProcess:
                 self._changed.wait(0.1)
             return list(self._stdout)
 
+    def _wait_for(self, lines: list[str], text: str, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while not any(text in line for line in lines):
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._changed.wait(min(remaining, 0.1))
+            return True
+
+    def wait_for_stdout(self, text: str, timeout: float = 5.0) -> bool:
+        """Wait until a line of stdout contains ``text``; False if none did in time."""
+        return self._wait_for(self._stdout, text, timeout)
+
+    def wait_for_stderr(self, text: str, timeout: float = 5.0) -> bool:
+        """Wait until a line of stderr contains ``text``; False if none did in time."""
+        return self._wait_for(self._stderr, text, timeout)
+
     def _status_field(self, name: str) -> str:
         for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
             key, _, value = line.partition(":")

@@ -1,0 +1,64 @@
+"""The HTTPS test origin: the h11 ``Origin`` behind a real stdlib TLS server.
+
+It records what each client said in its handshake — the SNI (None when there was none) and
+the ALPN protocol chosen — so a test can prove what waylay sent upstream.
+"""
+
+from __future__ import annotations
+
+import socket
+import ssl
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from .origin import ConnectionRecord, Origin
+from .pki import Issued
+
+
+@dataclass
+class Handshake:
+    sni: str | None
+    alpn: str | None
+    version: str | None
+
+
+class TlsOrigin(Origin):
+    def __init__(
+        self,
+        issued: Issued,
+        *,
+        alpn: Sequence[str] | None = ("http/1.1",),
+        client_ca: str | None = None,
+    ) -> None:
+        super().__init__()
+        self.handshakes: list[Handshake] = []
+        self.client_certs: list[dict[str, object]] = []
+        self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.context.load_cert_chain(issued.chain, issued.key)
+        if alpn is not None:
+            self.context.set_alpn_protocols(list(alpn))
+        if client_ca is not None:
+            self.context.verify_mode = ssl.CERT_REQUIRED
+            self.context.load_verify_locations(client_ca)
+        self._sni: dict[int, str | None] = {}
+        self.context.sni_callback = self._remember_sni
+
+    def _remember_sni(self, conn: object, name: str | None, _ctx: object) -> None:
+        # ``conn`` is the SSLSocket that wrap_socket is making (it returns that object).
+        self._sni[id(conn)] = name
+
+    def url(self, path: str = "/", host: str = "www.example.test") -> str:
+        return f"https://{host}:{self.port}{path}"
+
+    def serve(self, sock: socket.socket, record: ConnectionRecord) -> None:
+        try:
+            tls = self.context.wrap_socket(sock, server_side=True)
+        except (ssl.SSLError, OSError):
+            self.handshakes.append(Handshake(None, None, None))
+            return
+        sni = self._sni.pop(id(tls), None)
+        self.handshakes.append(Handshake(sni, tls.selected_alpn_protocol(), tls.version()))
+        peer = tls.getpeercert()
+        if peer:
+            self.client_certs.append(peer)
+        super().serve(tls, record)

@@ -661,3 +661,13 @@ def test_caller_buffer_is_never_pinned() -> None:
     buffer += b"more"
     assert error.value.__traceback__ is not None
     buffer.clear()
+
+
+def test_a_high_bit_first_byte_waits_for_the_third_to_name_its_error() -> None:
+    # Found by hypothesis: b"\x80" alone was "not a TLS record", b"\x80\x03\x01" "SSLv2".
+    assert parse_client_hello(b"\x80") is None
+    assert parse_client_hello(b"\x80\x03") is None
+    with pytest.raises(ClientHelloError, match="SSLv2"):
+        parse_client_hello(b"\x80\x03\x01")
+    with pytest.raises(ClientHelloError, match="not a TLS handshake record"):
+        parse_client_hello(b"\x80\x03\x02")

@@ -251,7 +251,9 @@ def _check_record_header(header: bytes, number: int) -> None:
     # RFC 5246 appendix E.2: an SSLv2-compatible CLIENT-HELLO has a two-byte header with the top
     # bit set, then msg_type 1 and a version of 3.x. RFC 8446 appendix D.5 advises against
     # accepting one, and no client of this century sends one.
-    if header[0] & 0x80 and len(header) >= 3 and header[2] == _CLIENT_HELLO:
+    if header[0] & 0x80 and len(header) < 3:
+        return  # which error it is (SSLv2 or not TLS) shows at the third byte: wait for it
+    if header[0] & 0x80 and header[2] == _CLIENT_HELLO:
         raise ClientHelloError(
             "an SSLv2-compatible ClientHello, which is not supported (RFC 8446 appendix D.5)"
         )

@@ -218,6 +218,7 @@ async def _serve(ctx: ProxyContext) -> int:
         await stop.wait()
     finally:
         await server.stop()
+        ctx.certs.close()
     return EXIT_OK
 
 

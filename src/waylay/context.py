@@ -10,7 +10,7 @@ from waylay.hooks import HookTable
 from waylay.hosts import Resolver
 from waylay.options import Options
 from waylay.passthrough import Passthrough
-from waylay.tls.contexts import UpstreamContexts
+from waylay.tls.contexts import UpstreamContexts, keylog_path
 
 if TYPE_CHECKING:
     from waylay.certs.ca import CertificateAuthority
@@ -48,7 +48,9 @@ class ProxyContext:
         from waylay.certs.store import CertStore
 
         ca = CertificateAuthority.load_or_create(options.confdir)
-        certs = CertStore(ca, LeafForger(ca), user_certs=options.certs)
+        certs = CertStore(
+            ca, LeafForger(ca), user_certs=options.certs, keylog_filename=keylog_path()
+        )
         return cls(
             options,
             resolver,

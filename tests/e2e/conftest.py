@@ -23,6 +23,8 @@ import pytest
 from .clients import Curl
 from .clients import curl as run_curl
 from .origin import Origin, RefusedPort, ResetOnAccept, TunnelPeer
+from .pki import Issued, TestCA
+from .tls_origin import TlsOrigin
 from .waylay_process import RunWaylay, StartWaylay, WaylayProcess, clean_env, waylay_command
 
 HOSTS_FILE_TEXT = """\
@@ -62,6 +64,35 @@ def origin() -> Iterator[Origin]:
     server.start()
     yield server
     server.stop()
+
+
+# The HTTPS origin's names: the issue's certificate (CN www.example.test and these SANs).
+ORIGIN_SANS = ("www.example.test", "api.example.test", "*.cdn.example.test")
+
+
+@pytest.fixture
+def pki(tmp_path: Path) -> TestCA:
+    directory = tmp_path / "pki"
+    directory.mkdir()
+    return TestCA(directory)
+
+
+@pytest.fixture
+def origin_cert(pki: TestCA) -> Issued:
+    return pki.issue("origin", cn="www.example.test", dns=ORIGIN_SANS, ips=["127.0.0.1"])
+
+
+@pytest.fixture
+def tls_origin(origin_cert: Issued) -> Iterator[TlsOrigin]:
+    server = TlsOrigin(origin_cert)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def proxy(start_waylay: StartWaylay, pki: TestCA) -> WaylayProcess:
+    return start_waylay("--upstream-ca", str(pki.cert_path))
 
 
 @pytest.fixture

@@ -110,3 +110,51 @@ def test_upstream_timeout_from_environment(tmp_path: Path, monkeypatch: pytest.M
     monkeypatch.setenv("WAYLAY_UPSTREAM_TIMEOUT", "soon")
     with pytest.raises(ConfigError, match="WAYLAY_UPSTREAM_TIMEOUT"):
         build_options(_flags(tmp_path))
+
+
+def test_interception_options_from_flags(tmp_path: Path) -> None:
+    options = build_options(
+        _flags(
+            tmp_path,
+            ignore_hosts=[r"^bank\.", "example:443$"],
+            insecure=True,
+            upstream_ca="corp.pem",
+            passthrough_pinned=True,
+            client_certs=["client.pem", "API.example.test.=api.pem"],
+            certs=["*.example.test=own.pem"],
+        )
+    )
+    assert options.ignore_hosts == (r"^bank\.", "example:443$")
+    assert options.insecure and options.passthrough_pinned
+    assert options.upstream_ca == Path("corp.pem")
+    assert options.client_certs == (
+        ("*", Path("client.pem")),
+        ("api.example.test", Path("api.pem")),
+    )
+    assert options.certs == (("*.example.test", Path("own.pem")),)
+
+
+def test_interception_options_from_config(tmp_path: Path) -> None:
+    (tmp_path / "config.toml").write_text(
+        'ignore-hosts = "^bank"\nupstream-ca = "corp.pem"\ninsecure = true\n'
+    )
+    options = build_options(_flags(tmp_path))
+    assert options.ignore_hosts == ("^bank",)
+    assert options.upstream_ca == tmp_path / "corp.pem"  # next to the file
+    assert options.insecure
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "message"),
+    [
+        ("ignore_hosts", ["(unclosed"], "not a regular expression"),
+        ("certs", ["own.pem"], "expected DOMAIN=FILE"),
+        ("certs", ["=own.pem"], "expected NAME=FILE"),
+        ("client_certs", ["api.example.test="], "expected NAME=FILE"),
+    ],
+)
+def test_bad_interception_options(
+    tmp_path: Path, flag: str, value: list[str], message: str
+) -> None:
+    with pytest.raises(ConfigError, match=message):
+        build_options(_flags(tmp_path, **{flag: value}))

@@ -1,0 +1,96 @@
+"""The origin: nginx on loopback, one worker, pinned to the load core, config in a temp dir.
+
+It serves a 1 KiB file and a large one (sparse: made in no time, read from no disk). HTTP
+only for now; HTTPS joins as a second ``listen ... ssl`` server with a certificate from the
+bench's own CA, when waylay intercepts TLS.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from bench.deps import tool
+from bench.process import Launched, clean_env, free_port, pinned
+
+SMALL_PATH = "/1k"
+SMALL_SIZE = 1024
+
+_CONFIG = """\
+worker_processes 1;
+daemon off;
+pid {dir}/nginx.pid;
+error_log {dir}/error.log warn;
+worker_rlimit_nofile 65536;
+events {{
+    worker_connections 16384;
+}}
+http {{
+    access_log off;
+    sendfile on;
+    tcp_nopush on;
+    # Proxies keep their upstream connections: nginx must not close them every 1,000 requests.
+    keepalive_requests 100000000;
+    keepalive_timeout 600s;
+    client_body_temp_path {dir}/tmp/body;
+    proxy_temp_path {dir}/tmp/proxy;
+    fastcgi_temp_path {dir}/tmp/fastcgi;
+    uwsgi_temp_path {dir}/tmp/uwsgi;
+    scgi_temp_path {dir}/tmp/scgi;
+    default_type application/octet-stream;
+    server {{
+        listen 127.0.0.1:{http_port};
+        root {dir}/www;
+    }}
+}}
+"""
+
+
+class Origin:
+    """``with Origin(dir, core, bulk_size) as origin:`` — nginx running on ``origin.http_port``."""
+
+    def __init__(self, directory: Path, core: int, bulk_size: int) -> None:
+        self.dir = directory
+        self.core = core
+        self.bulk_size = bulk_size
+        self.http_port = 0
+        self._process: Launched | None = None
+
+    @property
+    def bulk_path(self) -> str:
+        return f"/bulk-{self.bulk_size}"
+
+    def _write_files(self) -> None:
+        www = self.dir / "www"
+        (self.dir / "tmp").mkdir(parents=True, exist_ok=True)
+        www.mkdir(parents=True, exist_ok=True)
+        (www / SMALL_PATH.lstrip("/")).write_bytes(b"x" * SMALL_SIZE)
+        bulk_file = www / self.bulk_path.lstrip("/")
+        with open(bulk_file, "wb") as bulk:
+            bulk.truncate(self.bulk_size)  # sparse: no disk blocks, zeros when read
+        _read_through(bulk_file)
+        # nginx's worker drops root for nobody/www-data: let it read the files.
+        for path in (self.dir, www, *www.iterdir()):
+            os.chmod(path, 0o755 if path.is_dir() else 0o644)
+
+    def __enter__(self) -> Origin:
+        self._write_files()
+        self.http_port = free_port()
+        config = self.dir / "nginx.conf"
+        config.write_text(_CONFIG.format(dir=self.dir, http_port=self.http_port))
+        command = [tool("nginx"), "-p", str(self.dir), "-c", str(config), "-e", "stderr"]
+        self._process = Launched("nginx", pinned(self.core, command), clean_env(self.dir))
+        self._process.wait_port(self.http_port)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._process is not None:
+            self._process.stop()
+
+
+def _read_through(path: Path) -> None:
+    """Read a file once, so that it is in the page cache before any way downloads it."""
+    buffer = bytearray(1 << 20)
+    with open(path, "rb", buffering=0) as file:
+        while file.readinto(buffer):
+            pass

@@ -1,0 +1,165 @@
+"""The three ways a client reaches the origin: direct, through waylay, through mitmdump.
+
+A ``Route`` is what a load client needs to know about one of them: where to connect, what
+URL to ask for, and — when there is a proxy — its pid, for CPU and memory readings.
+
+Names never reach real DNS. waylay answers ``origin.test`` from its ``--hosts`` file with
+``--hosts-only``; mitmdump has no hosts file of its own (it asks the system resolver), so its
+clients name the origin by its address, ``127.0.0.1``. The clients never resolve a name
+either: with a proxy, curl and wrk hand the whole URL to it.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.origin import Origin
+from bench.process import Launched, clean_env, free_port, pinned
+
+DIRECT, WAYLAY, MITMDUMP = "direct", "waylay", "mitmdump"
+WAYS = (DIRECT, WAYLAY, MITMDUMP)
+PROXIES = (WAYLAY, MITMDUMP)
+ORIGIN_NAME = "origin.test"
+_WAYLAY_READY = re.compile(r"^waylay listening on (?P<host>\S+):(?P<port>\d+)$")
+
+
+@dataclass(frozen=True)
+class Route:
+    way: str
+    authority: str  # host:port of the origin as the client names it
+    proxy: str | None = None  # the proxy's URL; None when direct
+    pid: int | None = None  # the proxy's pid
+    ready_seconds: float = 0.0  # from launch to ready
+
+    def url(self, path: str) -> str:
+        return f"http://{self.authority}{path}"
+
+    def request_target(self, path: str) -> str:
+        """Absolute form for a proxy, origin form for the origin itself."""
+        return self.url(path) if self.proxy else path
+
+    @property
+    def connect_url(self) -> str:
+        """Where the client opens its connections."""
+        return self.proxy or self.url("/")
+
+    @property
+    def connect_address(self) -> tuple[str, int]:
+        host, _, port = self.connect_url.removeprefix("http://").rstrip("/").rpartition(":")
+        return host, int(port)
+
+    @property
+    def proxy_pid(self) -> int:
+        if self.pid is None:
+            raise ValueError(f"{self.way} has no proxy process")
+        return self.pid
+
+
+@dataclass(frozen=True)
+class Programs:
+    """How to run each proxy."""
+
+    waylay_python: str  # the interpreter waylay runs on
+    waylay_src: Path  # put on PYTHONPATH: the tree whose waylay is measured
+    mitmdump: Path
+
+
+class Launcher:
+    """Starts a way, waits until it is ready, and stops it afterwards."""
+
+    def __init__(self, programs: Programs, origin: Origin, workdir: Path, core: int) -> None:
+        self.programs = programs
+        self.origin = origin
+        self.workdir = workdir
+        self.core = core
+        self.home = workdir / "home"
+        self.home.mkdir(exist_ok=True)
+        self.hosts = workdir / "hosts"
+        self.hosts.write_text(f"127.0.0.1 {ORIGIN_NAME}\n")
+
+    def _waylay(self) -> tuple[Launched, Route]:
+        confdir = self.workdir / "waylay-confdir"
+        confdir.mkdir(exist_ok=True)
+        command = [
+            self.programs.waylay_python,
+            "-m",
+            "waylay",
+            "dump",
+            "--listen",
+            "127.0.0.1:0",
+            "--quiet",
+            "--hosts",
+            str(self.hosts),
+            "--hosts-only",
+            "--confdir",
+            str(confdir),
+        ]
+        env = clean_env(self.home, {"PYTHONPATH": str(self.programs.waylay_src)})
+        process = Launched(WAYLAY, pinned(self.core, command), env)
+        ready = process.wait_line(_WAYLAY_READY)
+        route = Route(
+            way=WAYLAY,
+            authority=f"{ORIGIN_NAME}:{self.origin.http_port}",
+            proxy=f"http://{ready['host']}:{ready['port']}",
+            pid=process.pid,
+            ready_seconds=_since(process),
+        )
+        return process, route
+
+    def _mitmdump(self, options: Sequence[str]) -> tuple[Launched, Route]:
+        # With -q mitmdump prints no ready line: it is ready when its port accepts.
+        port = free_port()
+        command = [
+            str(self.programs.mitmdump),
+            "-q",
+            "--listen-host",
+            "127.0.0.1",
+            "--listen-port",
+            str(port),
+            "--set",
+            f"confdir={self.workdir / 'mitmproxy-confdir'}",
+            *options,
+        ]
+        process = Launched(MITMDUMP, pinned(self.core, command), clean_env(self.home))
+        process.wait_port(port)
+        route = Route(
+            way=MITMDUMP,
+            authority=f"127.0.0.1:{self.origin.http_port}",
+            proxy=f"http://127.0.0.1:{port}",
+            pid=process.pid,
+            ready_seconds=_since(process),
+        )
+        return process, route
+
+    @contextmanager
+    def start(self, way: str, mitmdump_options: Sequence[str] = ()) -> Iterator[Route]:
+        if way == DIRECT:
+            yield Route(way=DIRECT, authority=f"127.0.0.1:{self.origin.http_port}")
+            return
+        process, route = self._waylay() if way == WAYLAY else self._mitmdump(mitmdump_options)
+        try:
+            yield route
+        finally:
+            process.stop()
+            if process.proc.returncode not in (0, -15):
+                print(
+                    f"bench: {way} exited with status {process.proc.returncode}:\n"
+                    f"{process.output()}",
+                    file=sys.stderr,
+                )
+
+    def warm_up(self) -> None:
+        """Launch each proxy once unmeasured: bytecode caches, mitmproxy's CA in its confdir."""
+        for way in PROXIES:
+            with self.start(way):
+                pass
+
+
+def _since(process: Launched) -> float:
+    return time.monotonic() - process.started

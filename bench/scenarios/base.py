@@ -1,0 +1,52 @@
+"""What a scenario is: metrics, the ways it runs, and one measurement of one way."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.machine import Cores
+from bench.origin import Origin
+from bench.settings import Settings
+from bench.ways import WAYS, Launcher, Route
+
+Sample = dict[str, float]  # metric key -> value, from one way in one round
+
+
+@dataclass(frozen=True)
+class Metric:
+    key: str
+    label: str  # with its unit: "requests/s", "p99 latency (ms)"
+    higher_is_better: bool
+    direct: bool = True  # False when there is no proxy to measure (memory, CPU, start-up)
+
+
+@dataclass(frozen=True)
+class Env:
+    """What every scenario may use."""
+
+    settings: Settings
+    origin: Origin
+    launcher: Launcher
+    cores: Cores
+    home: Path  # HOME of every process launched
+
+
+class Scenario(ABC):
+    name: str  # "S1"
+    title: str
+    metrics: tuple[Metric, ...]
+    ways: tuple[str, ...] = WAYS
+    mitmdump_options: tuple[str, ...] = ()  # what mitmdump runs with here, beside -q
+
+    def run(self, env: Env, way: str) -> Sample:
+        """One measurement of one way: start it, measure, stop it."""
+        with env.launcher.start(way, self.mitmdump_options) as route:
+            return self.measure(env, route)
+
+    @abstractmethod
+    def measure(self, env: Env, route: Route) -> Sample: ...
+
+    def metric(self, key: str) -> Metric:
+        return next(metric for metric in self.metrics if metric.key == key)

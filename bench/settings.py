@@ -1,0 +1,50 @@
+"""How much of everything one run does: the full benchmark, or the smoke run of the tests."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+GiB = 1 << 30
+MiB = 1 << 20
+
+
+@dataclass(frozen=True)
+class Settings:
+    rounds: int  # every scenario runs every way once per round, in alternating order
+    duration: float  # seconds of each timed load run (S1)
+    connections: int  # concurrent keep-alive connections of S1
+    bulk_size: int  # bytes of S4's download
+    idle_connections: int  # S5: idle keep-alive connections held open at once
+    flows: int  # S5: flows through the proxy before its RSS is read again
+    launches: int  # S7: launches per way per round
+    smoke: bool  # a short run that checks everything works; no targets
+
+    def with_overrides(self, rounds: int | None, duration: float | None) -> Settings:
+        return replace(
+            self,
+            rounds=self.rounds if rounds is None else rounds,
+            duration=self.duration if duration is None else duration,
+        )
+
+
+FULL = Settings(
+    rounds=3,
+    duration=10.0,
+    connections=50,
+    bulk_size=GiB,
+    idle_connections=1000,
+    flows=100_000,
+    launches=3,
+    smoke=False,
+)
+
+SMOKE = Settings(
+    rounds=1,
+    duration=2.0,
+    connections=50,
+    bulk_size=256 * MiB,
+    idle_connections=200,
+    flows=5_000,
+    launches=1,
+    smoke=True,
+)

@@ -2,13 +2,14 @@
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
-# Debian packages the tests drive as real clients and servers.
-DEBS   := curl openssl
+# Debian packages the tests drive as real clients and servers (nginx and wrk: the benchmark;
+# chromium and libnss3-tools' certutil: the browser test).
+DEBS   := curl openssl nginx wrk chromium libnss3-tools
 # The suite runs a second time on the newest CPython the machine has (pyenv's 3.13 here):
 # transports differ between versions in ways that matter to a proxy (see exchange._write).
 NEWEST_PYTHON ?= $(lastword $(sort $(wildcard $(HOME)/.pyenv/versions/3.13*/bin/python3)))
 
-.PHONY: run test suite lint debs clean
+.PHONY: run test suite lint debs bench bench-deps clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,20 +25,31 @@ run: $(VENV)/.installed
 debs:
 	@scripts/ensure-debs $(DEBS)
 
-test: debs
+# The benchmark's smoke run (tests/bench) runs in the first suite only: it measures the
+# proxy's speed, not the suite's Python, and would add half a minute to the second.
+test: debs bench-deps
 	@$(MAKE) --no-print-directory suite
 ifneq ($(NEWEST_PYTHON),)
 	@echo "== the suite again on $(NEWEST_PYTHON)"
-	@$(MAKE) --no-print-directory suite VENV=.venv-newest PYTHON=$(NEWEST_PYTHON)
+	@$(MAKE) --no-print-directory suite VENV=.venv-newest PYTHON=$(NEWEST_PYTHON) \
+		PYTEST_ARGS=--ignore=tests/bench
 else
 	@echo "== no CPython 3.13 found: the suite ran on $(PYTHON) only"
 endif
 
 # pytest's "no tests collected" (exit 5) is a failure here, never a pass.
 suite: $(VENV)/.installed
-	@$(BIN)/pytest; status=$$?; \
+	@$(BIN)/pytest $(PYTEST_ARGS); status=$$?; \
 	if [ $$status -eq 5 ]; then echo "make: pytest collected no tests" >&2; exit 1; fi; \
 	exit $$status
+
+# What the benchmark needs beside the project: nginx and wrk, mitmproxy in bench/.venv-mitmproxy.
+bench-deps: $(VENV)/.installed
+	@$(BIN)/python bench/run.py --install-only
+
+# waylay, mitmdump and no proxy side by side (docs/performance.md); BENCH_ARGS="--only S1".
+bench: debs $(VENV)/.installed
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check src tests

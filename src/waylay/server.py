@@ -40,7 +40,10 @@ def listening_socket(listen: ListenAddress, *, backlog: int = 1024) -> socket.so
     """A bound, listening socket for ``listen``; ConfigError if the address cannot be used."""
     host = "127.0.0.1" if listen.host == "localhost" else listen.bind_host
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # IPPROTO_TCP, not 0: accepted sockets inherit it, and asyncio sets TCP_NODELAY only on
+    # sockets that say they are TCP. Without it, Nagle holds a response's second write back
+    # until the client's delayed ACK (40 ms).
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         if listen.dual_stack:

@@ -30,6 +30,7 @@ PURE_MODULES = [
     "waylay.detect",
     "waylay.certs.names",
     "waylay.installpage",
+    "waylay.store.rows",
     "waylay.passthrough",
     "waylay.hosts",
     "waylay.options",

@@ -81,6 +81,12 @@ class Flow:
     request_body_size: int = 0
     response_body_size: int = 0
     id: int = field(default_factory=lambda: next(_flow_ids))
+    # The flow's id in the flow store, once it has one; bits of what of its bodies the store
+    # did not keep (store/schema.py: truncated at --body-limit, dropped when behind).
+    store_id: int | None = None
+    capture_flags: int = 0
+    # The stored flow this one replays (waylay replay), if any.
+    replay_of: int | None = None
 
     @property
     def duration(self) -> float:

@@ -1,0 +1,1 @@
+"""The flow store: flows on disk in SQLite (schema, rows, the writer thread, reading)."""

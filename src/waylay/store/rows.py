@@ -1,0 +1,162 @@
+"""A flow as the rows of the flow database, and back: pure conversions, no IO.
+
+The writer thread inserts what `flow_row` and `header_rows` return; the readers (`waylay
+flows`, HAR export, replay, the web UI) rebuild flows with `flow_from_row`. Text columns are
+decoded from the wire's bytes as Latin-1 (header fields, reasons) or ASCII with replacement
+(URLs, which waylay's parser already limited to visible ASCII).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from waylay.flow import Error, Flow, Request, Response, Timestamps
+from waylay.http1.head import Headers, header_value
+from waylay.store.schema import (
+    REQUEST_HEADERS,
+    REQUEST_TRAILERS,
+    RESPONSE_HEADERS,
+    RESPONSE_TRAILERS,
+)
+
+FLOW_COLUMNS = (
+    "id",
+    "kind",
+    "started",
+    "ended",
+    "client_host",
+    "client_port",
+    "server_host",
+    "server_port",
+    "method",
+    "scheme",
+    "host",
+    "port",
+    "path",
+    "url",
+    "http_version",
+    "request_content_type",
+    "request_size",
+    "status",
+    "reason",
+    "response_http_version",
+    "response_content_type",
+    "response_size",
+    "error",
+    "error_code",
+    "flags",
+    "replay_of",
+)
+INSERT_FLOW = (
+    f"INSERT INTO flows ({', '.join(FLOW_COLUMNS)}) "
+    f"VALUES ({', '.join('?' for _ in FLOW_COLUMNS)})"
+)
+INSERT_HEADER = "INSERT INTO headers (flow, part, idx, name, value) VALUES (?, ?, ?, ?, ?)"
+INSERT_BODY = "INSERT INTO bodies (flow, part, seq, data) VALUES (?, ?, ?, ?)"
+SELECT_FLOWS = f"SELECT {', '.join('f.' + c for c in FLOW_COLUMNS)} FROM flows AS f"
+
+
+def _text(value: bytes | None) -> str | None:
+    return None if value is None else value.decode("latin-1")
+
+
+def flow_row(flow: Flow, store_id: int) -> tuple[Any, ...]:
+    """The `flows` row of ``flow``, in FLOW_COLUMNS order."""
+    request, response, error = flow.request, flow.response, flow.error
+    server = flow.server_address
+    return (
+        store_id,
+        "http",
+        flow.timestamps.start,
+        flow.timestamps.end or None,
+        flow.client_address[0],
+        flow.client_address[1],
+        server[0] if server else None,
+        server[1] if server else None,
+        request.method.decode("latin-1"),
+        request.scheme,
+        request.host,
+        request.port,
+        request.path.decode("ascii", "replace"),
+        request.url,
+        request.http_version.decode("latin-1"),
+        _text(header_value(request.headers, b"content-type")),
+        flow.request_body_size,
+        response.status_code if response else None,
+        _text(response.reason) if response else None,
+        _text(response.http_version) if response else None,
+        _text(header_value(response.headers, b"content-type")) if response else None,
+        flow.response_body_size,
+        error.reason if error else None,
+        error.code if error else None,
+        flow.capture_flags,
+        flow.replay_of,
+    )
+
+
+def header_rows(flow: Flow, store_id: int) -> list[tuple[int, int, int, str, str]]:
+    """The `headers` rows of ``flow``: its heads' fields and trailers, in order."""
+    parts: list[tuple[int, Headers | None]] = [
+        (REQUEST_HEADERS, flow.request.headers),
+        (REQUEST_TRAILERS, flow.request.trailers),
+    ]
+    if flow.response is not None:
+        parts += [
+            (RESPONSE_HEADERS, flow.response.headers),
+            (RESPONSE_TRAILERS, flow.response.trailers),
+        ]
+    return [
+        (store_id, part, idx, name.decode("latin-1"), value.decode("latin-1"))
+        for part, fields in parts
+        if fields
+        for idx, (name, value) in enumerate(fields)
+    ]
+
+
+def _encode(fields: Sequence[tuple[str, str]]) -> Headers:
+    return [(name.encode("latin-1"), value.encode("latin-1")) for name, value in fields]
+
+
+def flow_from_row(
+    row: Sequence[Any], headers: dict[int, list[tuple[str, str]]] | None = None
+) -> Flow:
+    """A Flow from a `flows` row (FLOW_COLUMNS order) and its header rows by part."""
+    values = dict(zip(FLOW_COLUMNS, row, strict=True))
+    headers = headers or {}
+    request = Request(
+        method=(values["method"] or "").encode("latin-1"),
+        scheme=values["scheme"] or "",
+        host=values["host"] or "",
+        port=values["port"] or 0,
+        path=(values["path"] or "").encode("ascii", "replace"),
+        http_version=(values["http_version"] or "").encode("latin-1"),
+        headers=_encode(headers.get(REQUEST_HEADERS, [])),
+        trailers=_encode(headers[REQUEST_TRAILERS]) if REQUEST_TRAILERS in headers else None,
+    )
+    response = None
+    if values["status"] is not None:
+        response = Response(
+            status_code=values["status"],
+            reason=(values["reason"] or "").encode("latin-1"),
+            http_version=(values["response_http_version"] or "").encode("latin-1"),
+            headers=_encode(headers.get(RESPONSE_HEADERS, [])),
+            trailers=(
+                _encode(headers[RESPONSE_TRAILERS]) if RESPONSE_TRAILERS in headers else None
+            ),
+        )
+    server = values["server_host"]
+    flow = Flow(
+        client_address=(values["client_host"], values["client_port"]),
+        request=request,
+        server_address=(server, values["server_port"]) if server is not None else None,
+        response=response,
+        error=Error(values["error"], values["error_code"] or "") if values["error"] else None,
+        timestamps=Timestamps(start=values["started"], end=values["ended"] or 0.0),
+        request_body_size=values["request_size"],
+        response_body_size=values["response_size"],
+        store_id=values["id"],
+        capture_flags=values["flags"],
+        replay_of=values["replay_of"],
+    )
+    return flow

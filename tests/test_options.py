@@ -89,7 +89,7 @@ def test_confdir_from_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
 @pytest.mark.parametrize(
     ("config", "message"),
     [
-        ("save = 'x.db'\n", "unknown setting 'save'"),
+        ("filter = '~q'\n", "unknown setting 'filter'"),
         ("quiet = 'yes'\n", "wrong type"),
         ("listen = [1]\n", "wrong type"),
         ("quiet = \n", "not valid TOML"),

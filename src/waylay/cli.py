@@ -9,9 +9,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -20,6 +21,7 @@ from waylay.addons.dumper import Dumper
 from waylay.certs.ca import CertificateAuthority
 from waylay.context import ProxyContext
 from waylay.errors import ConfigError
+from waylay.flowlist import list_flows
 from waylay.hooks import HookTable
 from waylay.hosts import Resolver, load_hosts
 from waylay.options import DEFAULT_LISTEN, Options, build_options
@@ -62,6 +64,19 @@ def _proxy_flags(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "-q", "--quiet", action=argparse.BooleanOptionalAction, help="print no line per flow"
+    )
+    flows = parser.add_argument_group("recording flows")
+    flows.add_argument(
+        "--save",
+        metavar="FILE",
+        help="append every flow to this flow database (created if absent); without it, "
+        "flows go to a temporary database removed at exit",
+    )
+    flows.add_argument(
+        "--body-limit",
+        metavar="SIZE",
+        help="bytes of each body kept in the flow database (1048576, 512k, 64m, 1g; 0 keeps "
+        "none); the rest still streams to the peer (default 64m)",
     )
     tls = parser.add_argument_group("HTTPS interception")
     tls.add_argument(
@@ -119,6 +134,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _proxy_flags(dump)
     _ca_command(commands)
+    flows = commands.add_parser(
+        "flows",
+        help="list the flows saved in a flow database",
+        description="List the flows saved in FILE (a --save database), one line each, in the "
+        "order they started; works while another waylay is writing FILE.",
+    )
+    flows.add_argument("file", metavar="FILE", help="the flow database")
+    flows.add_argument("--json", action="store_true", help="one JSON object per flow and line")
     return parser
 
 
@@ -172,10 +195,23 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_dump(options)
         if args.command == "ca":
             return run_ca(options, args)
+        if args.command == "flows":
+            return _listing(lambda: list_flows(Path(args.file), sys.stdout, as_json=args.json))
     except ConfigError as exc:
         print(f"waylay: error: {exc.reason}", file=sys.stderr)
         return EXIT_USAGE
     raise AssertionError(f"unhandled command {args.command}")
+
+
+def _listing(write: Callable[[], object]) -> int:
+    """Run a command that writes to stdout; a reader that went away (`| head`) is no error."""
+    try:
+        write()
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # Python would complain again flushing stdout at exit: point it at nothing.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return EXIT_OK
 
 
 def _flags(args: argparse.Namespace) -> dict[str, Any]:
@@ -191,6 +227,8 @@ def _flags(args: argparse.Namespace) -> dict[str, Any]:
         "passthrough_pinned",
         "client_certs",
         "certs",
+        "save",
+        "body_limit",
     )
     return {name: getattr(args, name, None) for name in names}
 
@@ -218,6 +256,7 @@ async def _serve(ctx: ProxyContext) -> int:
         await stop.wait()
     finally:
         await server.stop()
+        ctx.store.close()
         ctx.certs.close()
     return EXIT_OK
 

@@ -54,6 +54,8 @@ from waylay.http1.head import (
 )
 from waylay.http1.serialize import request_head, response_head
 from waylay.installpage import INSTALL_HOST
+from waylay.store.flowstore import BodyCapture
+from waylay.store.schema import REQUEST_BODY, RESPONSE_BODY
 from waylay.tls.clienthello import ClientHello, ClientHelloError, parse_client_hello
 from waylay.tls.contexts import offer_upstream
 from waylay.tls.endpoint import TlsHandshakeError, TlsTransport
@@ -64,6 +66,8 @@ if TYPE_CHECKING:
     from waylay.context import ProxyContext
 
 log = logging.getLogger("waylay.connection")
+
+_NO_CAPTURE: tuple[BodyCapture | None, BodyCapture | None] = (None, None)
 
 # Idle upstream connections one client connection may keep, one per host:port.
 MAX_IDLE_UPSTREAMS = 8
@@ -89,6 +93,7 @@ class InnerServer:
 class ClientConnection(asyncio.Protocol):
     __slots__ = (
         "_buf",
+        "_captures",
         "_client_full",
         "_eof",
         "_exchange",
@@ -120,6 +125,7 @@ class ClientConnection(asyncio.Protocol):
         # exchange, and each new exchange (or tunnel) must start with its server held back.
         self._client_full = False
         self._inner: InnerServer | None = None
+        self._captures: tuple[BodyCapture | None, BodyCapture | None] = _NO_CAPTURE
         self._task: asyncio.Task[None] | None = None
 
     # -- transport callbacks ----------------------------------------------------------
@@ -335,6 +341,8 @@ class ClientConnection(asyncio.Protocol):
             http10=head.version == b"HTTP/1.0",
         )
         head_bytes = request_head(head.method, target.path, headers)
+        store = self.ctx.store
+        self._captures = (store.capture(flow, REQUEST_BODY), store.capture(flow, RESPONSE_BODY))
         attempt = await self._exchange_once(flow, head, head_bytes, target, framing, upgrade)
         if attempt is not None and attempt[1].kind == "retry":
             # The idle connection had been closed by the server: once more, on a new one.
@@ -374,6 +382,7 @@ class ClientConnection(asyncio.Protocol):
             watch_request=bool(hooks.request) and framing.kind != "none",
             client_full=self._client_full,
             limits=self.ctx.options.limits,
+            capture=self._captures,
         )
         self._exchange = exchange
         pending = bytes(self._buf)
@@ -400,6 +409,7 @@ class ClientConnection(asyncio.Protocol):
             return False
         if hooks.response:
             await dispatch(hooks.response, flow)
+        self._record(flow)
         if outcome.kind == "upgraded":
             await self._relay(upstream, outcome.upstream_pending)
             return False
@@ -446,6 +456,7 @@ class ClientConnection(asyncio.Protocol):
         flow.timestamps.end = time.time()
         if self.ctx.hooks.response:
             await dispatch(self.ctx.hooks.response, flow)
+        self._record(flow)
         return False
 
     async def _wait_for_bytes(self, timeout: float | None = None) -> bool:
@@ -671,6 +682,12 @@ class ClientConnection(asyncio.Protocol):
         log.info("%s %s: %s", _show(self.client.address), flow.request.url, error.reason)
         if self.ctx.hooks.error:
             await dispatch(self.ctx.hooks.error, flow)
+        self._record(flow)
+
+    def _record(self, flow: Flow) -> None:
+        """Hand the finished flow, and what its body captures hold, to the flow store."""
+        self.ctx.store.append(flow, *self._captures)
+        self._captures = _NO_CAPTURE
 
     def _refuse(self, error: WaylayError) -> None:
         """Answer a request that cannot be served; the connection closes after it."""

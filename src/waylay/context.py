@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from waylay.certs.store import CertStore
     from waylay.connection import ClientConnection
     from waylay.installpage import InstallPage
+    from waylay.store.flowstore import FlowStore
 
 
 @dataclass(slots=True)
@@ -26,6 +27,8 @@ class ProxyContext:
     ca: CertificateAuthority
     # Forged certificates and their server-side TLS contexts, signed by the CA.
     certs: CertStore
+    # Where every flow is recorded: --save FILE, or a temporary database.
+    store: FlowStore
     hooks: HookTable = field(default_factory=HookTable)
     upstream_tls: UpstreamContexts = field(default_factory=UpstreamContexts)
     passthrough: Passthrough = field(default_factory=lambda: Passthrough(()))
@@ -46,16 +49,22 @@ class ProxyContext:
         from waylay.certs.ca import CertificateAuthority
         from waylay.certs.forge import LeafForger
         from waylay.certs.store import CertStore
+        from waylay.store.flowstore import FlowStore
 
         ca = CertificateAuthority.load_or_create(options.confdir)
         certs = CertStore(
             ca, LeafForger(ca), user_certs=options.certs, keylog_filename=keylog_path()
         )
+        if options.save is not None:
+            store = FlowStore(options.save, body_limit=options.body_limit)
+        else:
+            store = FlowStore.temporary(body_limit=options.body_limit)
         return cls(
             options,
             resolver,
             ca,
             certs,
+            store,
             hooks,
             UpstreamContexts(
                 insecure=options.insecure,

@@ -32,6 +32,8 @@ from waylay.http1.reframe import Reframer
 from waylay.http1.serialize import response_head
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from waylay.backpressure import ReadGate
     from waylay.options import Limits
     from waylay.upstream import UpstreamConnection
@@ -55,6 +57,7 @@ class Outcome:
 class Exchange:
     __slots__ = (
         "_awaiting_continue",
+        "_capture_response",
         "_client",
         "_client_gate",
         "_dechunk",
@@ -94,6 +97,11 @@ class Exchange:
         watch_request: bool,
         client_full: bool,
         limits: Limits,
+        # Where each body's payload is copied as it passes (the flow store's capture).
+        capture: tuple[Callable[[bytes], None] | None, Callable[[bytes], None] | None] = (
+            None,
+            None,
+        ),
     ) -> None:
         loop = asyncio.get_running_loop()
         self._client = client
@@ -125,7 +133,8 @@ class Exchange:
         )
         assert upstream.transport is not None
         self._server = upstream.transport
-        self.request_body = Reframer(request_framing, response=False)
+        self._capture_response = capture[1]
+        self.request_body = Reframer(request_framing, response=False, sink=capture[0])
         self.response_body: Reframer | None = None
         self.response_framing: Framing | None = None
         self.response_started = False
@@ -289,7 +298,7 @@ class Exchange:
             dechunk=self._dechunk or self.client_http10,
         )
         head = response_head(b"HTTP/1.1", response.status_code, response.reason, headers)
-        body = Reframer(framing, response=True, dechunk=self._dechunk)
+        body = Reframer(framing, response=True, dechunk=self._dechunk, sink=self._capture_response)
         self.response_body = body
         self.response_started = True
         self._upstream.gate.resume("hook")

@@ -107,6 +107,10 @@ class Options:
     client_certs: tuple[tuple[str, Path], ...] = ()
     # (domain pattern, PEM file with certificate chain and key) — served instead of forging
     certs: tuple[tuple[str, Path], ...] = ()
+    # The flow database to append to; None: a temporary one, removed at exit.
+    save: Path | None = None
+    # Bytes of each body the flow store keeps (0: none); the rest still streams.
+    body_limit: int = 64 * 1024 * 1024
     limits: Limits = field(default_factory=Limits)
 
 
@@ -122,9 +126,11 @@ _CONFIG_KEYS = {
     "passthrough-pinned": "passthrough_pinned",
     "client-cert": "client_certs",
     "cert": "certs",
+    "save": "save",
+    "body-limit": "body_limit",
 }
 # Settings whose relative paths are relative to the config file.
-_PATH_KEYS = frozenset({"hosts", "upstream_ca"})
+_PATH_KEYS = frozenset({"hosts", "upstream_ca", "save"})
 _OPTION_FIELDS = {f.name for f in fields(Options)}
 
 
@@ -167,9 +173,11 @@ def build_options(flags: dict[str, Any]) -> Options:
     for flag in ("quiet", "hosts_only", "insecure", "passthrough_pinned"):
         if flag in merged:
             values[flag] = _expect(merged, flag, bool)
-    for flag in ("hosts", "upstream_ca"):
+    for flag in ("hosts", "upstream_ca", "save"):
         if flag in merged:
             values[flag] = Path(_expect(merged, flag, (str, Path))).expanduser()
+    if "body_limit" in merged:
+        values["body_limit"] = parse_size("--body-limit", merged["body_limit"])
     if "ignore_hosts" in merged:
         values["ignore_hosts"] = tuple(
             _regex("--ignore-hosts", p) for p in _expect_list(merged, "ignore_hosts")
@@ -203,6 +211,22 @@ def _with_upstream_timeout(limits: Limits, text: str) -> Limits:
     return replace(
         limits, upstream_timeout=seconds, connect_timeout=min(seconds, limits.connect_timeout)
     )
+
+
+_SIZE_UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
+
+
+def parse_size(flag: str, value: object) -> int:
+    """A byte count: an integer, or a number with k, m or g (KiB, MiB, GiB; `64m`, `1GiB`)."""
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    text = str(value).strip().lower().removesuffix("ib").removesuffix("b")
+    number, unit = text, ""
+    if text.endswith(("k", "m", "g")):
+        number, unit = text[:-1], text[-1]
+    if not number.isdecimal() or not number.isascii():
+        raise ConfigError(f"{flag} {value!r}: expected a size such as 1048576, 512k, 64m or 1g")
+    return int(number) * _SIZE_UNITS[unit]
 
 
 def _regex(flag: str, pattern: str) -> str:

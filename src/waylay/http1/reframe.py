@@ -16,6 +16,8 @@ decision which framing applies (``body.py``), IO, back-pressure.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from waylay.http1.body import ChunkedDecoder, Framing
 from waylay.http1.head import Headers
 from waylay.http1.serialize import chunk, last_chunk
@@ -24,9 +26,19 @@ from waylay.http1.serialize import chunk, last_chunk
 class Reframer:
     """Turns the received bytes of one body into the bytes to send on."""
 
-    __slots__ = ("_decoder", "_rechunk", "_remaining", "done", "size", "trailers")
+    __slots__ = ("_decoder", "_rechunk", "_remaining", "_sink", "done", "size", "trailers")
 
-    def __init__(self, framing: Framing, *, response: bool, dechunk: bool = False) -> None:
+    def __init__(
+        self,
+        framing: Framing,
+        *,
+        response: bool,
+        dechunk: bool = False,
+        sink: Callable[[bytes], None] | None = None,
+    ) -> None:
+        # ``sink`` sees the payload as it passes (without chunk framing): the flow store's
+        # body capture. It must not keep a reference to more than it needs.
+        self._sink = sink
         self._decoder: ChunkedDecoder | None = None
         self._remaining = -1  # bytes left of a Content-Length body; -1 for other framings
         self._rechunk = False
@@ -56,24 +68,34 @@ class Reframer:
         if self.done:
             return [], data
         remaining = self._remaining
+        sink = self._sink
         if remaining >= 0:
             if len(data) < remaining:
                 self._remaining = remaining - len(data)
                 self.size += len(data)
+                if sink is not None:
+                    sink(data)
                 return [data], b""
             self._remaining = 0
             self.size += remaining
             self.done = True
+            body = data if len(data) == remaining else data[:remaining]
+            if sink is not None and body:
+                sink(body)
             if len(data) == remaining:
                 return [data], b""
-            return ([data[:remaining]] if remaining else []), data[remaining:]
+            return ([body] if remaining else []), data[remaining:]
         decoder = self._decoder
         if decoder is None:
             self.size += len(data)
+            if sink is not None:
+                sink(data)
             return [data], b""
         pieces, used = decoder.feed(data)
         for piece in pieces:
             self.size += len(piece)
+            if sink is not None:
+                sink(piece)
         out = [chunk(piece) for piece in pieces] if self._rechunk else pieces
         if not decoder.done:
             return out, b""

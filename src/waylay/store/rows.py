@@ -49,8 +49,7 @@ FLOW_COLUMNS = (
     "replay_of",
 )
 INSERT_FLOW = (
-    f"INSERT INTO flows ({', '.join(FLOW_COLUMNS)}) "
-    f"VALUES ({', '.join('?' for _ in FLOW_COLUMNS)})"
+    f"INSERT INTO flows ({', '.join(FLOW_COLUMNS)}) VALUES ({', '.join('?' for _ in FLOW_COLUMNS)})"
 )
 INSERT_HEADER = "INSERT INTO headers (flow, part, idx, name, value) VALUES (?, ?, ?, ?, ?)"
 INSERT_BODY = "INSERT INTO bodies (flow, part, seq, data) VALUES (?, ?, ?, ?)"

@@ -108,3 +108,24 @@ def prepare(db: sqlite3.Connection, path: str) -> None:
             db.executescript("BEGIN;" + MIGRATIONS[version])
             version += 1
             db.execute(f"PRAGMA user_version = {version}")
+
+
+def check_readable(db: sqlite3.Connection, path: str) -> None:
+    """Check, without writing, that ``db`` is a waylay database of this waylay's version."""
+    try:
+        application_id = db.execute("PRAGMA application_id").fetchone()[0]
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+    except sqlite3.DatabaseError as exc:
+        raise ConfigError(f"{path}: not a waylay flow database ({exc})") from None
+    if application_id != APPLICATION_ID:
+        raise ConfigError(f"{path}: not a waylay flow database")
+    if version > SCHEMA_VERSION:
+        raise ConfigError(
+            f"{path}: written by a newer waylay (schema version {version}; this waylay "
+            f"knows up to {SCHEMA_VERSION}): upgrade waylay to read it"
+        )
+    if version < SCHEMA_VERSION:
+        raise ConfigError(
+            f"{path}: written by an older waylay (schema version {version}): "
+            f"`waylay dump --save {path}` upgrades it"
+        )

@@ -1,0 +1,72 @@
+"""Reading a flow database: for `waylay flows`, HAR export, replay and (later) the web UI.
+
+Readers open the file read-only on their own connection, so they work on a database that a
+running waylay is writing (WAL mode lets readers and the one writer proceed together), and
+they can never modify or upgrade a file they were only asked to show.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from waylay.errors import ConfigError
+from waylay.flow import Flow
+from waylay.store.rows import SELECT_FLOWS, flow_from_row
+from waylay.store.schema import check_readable
+
+# Flows are read in pages of this many: memory stays flat however many the file holds.
+PAGE = 500
+
+
+def open_readonly(path: Path) -> sqlite3.Connection:
+    """A read-only connection to the flow database at ``path``; ConfigError if unusable."""
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such flow database")
+    try:
+        db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+    except sqlite3.Error as exc:
+        raise ConfigError(f"cannot open {path}: {exc}") from None
+    try:
+        check_readable(db, str(path))
+    except ConfigError:
+        db.close()
+        raise
+    return db
+
+
+def iter_flows(
+    db: sqlite3.Connection, where: str = "", params: Sequence[object] = ()
+) -> Iterator[Flow]:
+    """The stored flows (in the order they started) that match the SQL ``where`` over `f`."""
+    condition = f" WHERE {where}" if where else ""
+    query = f"{SELECT_FLOWS}{condition} ORDER BY f.started, f.id"
+    cursor = db.execute(query, tuple(params))
+    while rows := cursor.fetchmany(PAGE):
+        ids = [row[0] for row in rows]
+        headers = _headers(db, ids)
+        for row in rows:
+            yield flow_from_row(row, headers.get(row[0], {}))
+
+
+def _headers(db: sqlite3.Connection, ids: list[int]) -> dict[int, dict[int, list[tuple[str, str]]]]:
+    marks = ", ".join("?" for _ in ids)
+    found: dict[int, dict[int, list[tuple[str, str]]]] = {}
+    for flow, part, name, value in db.execute(
+        f"SELECT flow, part, name, value FROM headers WHERE flow IN ({marks}) "
+        "ORDER BY flow, part, idx",
+        ids,
+    ):
+        found.setdefault(flow, {}).setdefault(part, []).append((name, value))
+    return found
+
+
+def body(db: sqlite3.Connection, store_id: int, part: int) -> bytes:
+    """One stored body, whole (its chunks joined): for HAR export and replay, not for lists."""
+    return b"".join(
+        row[0]
+        for row in db.execute(
+            "SELECT data FROM bodies WHERE flow = ? AND part = ? ORDER BY seq", (store_id, part)
+        )
+    )

@@ -515,6 +515,9 @@ class _Listener:
             except OSError:
                 return
             sock.settimeout(None)
+            # Responses are written head, then body: without NODELAY, Nagle and the peer's
+            # delayed ACK hold the body back 40 ms.
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             with self._lock:
                 record = ConnectionRecord(
                     id=len(self.connections), peer_port=peer[1], opened_at=time.monotonic()

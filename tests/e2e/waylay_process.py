@@ -156,6 +156,12 @@ class WaylayProcess:
         assert unit == "kB", unit
         return int(value) * 1024
 
+    def vmrss(self) -> int:
+        """Resident set size now, in bytes."""
+        value, unit = self._status_field("VmRSS").split()
+        assert unit == "kB", unit
+        return int(value) * 1024
+
     def open_fds(self) -> int:
         return len(os.listdir(f"/proc/{self.pid}/fd"))
 

@@ -10,7 +10,7 @@ Bodies are captured as they stream (`BodyCapture`, a sink the body's `Reframer` 
 bytes go into a buffer that becomes a `bodies` row each time it reaches 1 MiB, so a body of
 any size costs at most 1 MiB of RAM per direction while it streams. Past ``body_limit`` the
 rest is not kept (the flow is marked truncated); when the writer is more than
-``max_pending_bytes`` behind, capture stops and the flow is marked dropped — the traffic is
+``max_pending_bytes`` (32 MiB) behind, capture stops and the flow is marked dropped — the traffic is
 never slowed for the record's sake.
 
 Crash safety: WAL mode with ``synchronous=NORMAL`` survives a killed process; a flow is
@@ -47,6 +47,9 @@ log = logging.getLogger("waylay.store")
 
 CHUNK_SIZE = 1024 * 1024
 BATCH_INTERVAL = 0.05
+# A batch holding this much body data goes to the writer at once, not at the next interval:
+# a fast body would otherwise pile up an interval's worth of megabytes in the loop.
+HANDOFF_BYTES = 4 * CHUNK_SIZE
 DEFAULT_BODY_LIMIT = 64 * 1024 * 1024
 
 # One item of a batch: ("flow", flow row, header rows) or ("body", body row).
@@ -137,7 +140,7 @@ class FlowStore:
         *,
         temporary: bool = False,
         body_limit: int = DEFAULT_BODY_LIMIT,
-        max_pending_bytes: int = 64 * 1024 * 1024,
+        max_pending_bytes: int = 32 * 1024 * 1024,
     ) -> None:
         self.path = path
         self.body_limit = body_limit
@@ -147,6 +150,7 @@ class FlowStore:
         self._next_id = (db.execute("SELECT max(id) FROM flows").fetchone()[0] or 0) + 1
         self._queue: queue.SimpleQueue[list[_Item] | None] = queue.SimpleQueue()
         self._batch: list[_Item] = []
+        self._batch_bytes = 0
         self._handoff: asyncio.TimerHandle | None = None
         self._enqueued_bytes = 0
         self._written_bytes = 0  # only the writer thread adds to it
@@ -179,6 +183,9 @@ class FlowStore:
         self._enqueued_bytes += len(piece)
         assert flow.store_id is not None
         self._add(("body", (flow.store_id, part, seq, piece), len(piece)))
+        self._batch_bytes += len(piece)
+        if self._batch_bytes >= HANDOFF_BYTES:
+            self._hand_off()
         return True
 
     def append(self, flow: Flow, *captures: BodyCapture | None) -> None:
@@ -203,9 +210,12 @@ class FlowStore:
             self._handoff = loop.call_later(BATCH_INTERVAL, self._hand_off)
 
     def _hand_off(self) -> None:
-        self._handoff = None
+        if self._handoff is not None:
+            self._handoff.cancel()
+            self._handoff = None
         if self._batch:
             batch, self._batch = self._batch, []
+            self._batch_bytes = 0
             self._queue.put(batch)
 
     def close(self) -> None:

@@ -57,7 +57,7 @@ from waylay.installpage import INSTALL_HOST
 from waylay.store.flowstore import BodyCapture
 from waylay.store.schema import REQUEST_BODY, RESPONSE_BODY
 from waylay.tls.clienthello import ClientHello, ClientHelloError, parse_client_hello
-from waylay.tls.contexts import offer_upstream
+from waylay.tls.contexts import SPOKEN_ALPN, offer_upstream
 from waylay.tls.endpoint import TlsHandshakeError, TlsTransport
 from waylay.tunnel import Tunnel
 from waylay.upstream import UpstreamConnection, connect, start_tls
@@ -254,12 +254,6 @@ class ClientConnection(asyncio.Protocol):
                 return await self._tunnel(head, target)
             elif self._for_waylay(target):
                 return self._install_page(head, target)
-            elif target.scheme != "http":
-                raise ProtocolError(
-                    "plain requests for https:// URLs are not supported: use CONNECT",
-                    status=501,
-                    code="not-implemented",
-                )
             framing = request_framing(head)
         except ProtocolError as exc:
             self._refuse(exc)
@@ -333,7 +327,7 @@ class ClientConnection(asyncio.Protocol):
                 target.host, target.port, 443 if target.scheme == "https" else 80
             )
         else:
-            host = authority(target.host, target.port, 80)
+            host = authority(target.host, target.port, 443 if target.scheme == "https" else 80)
         headers = forward_request_headers(
             head.headers,
             host,
@@ -631,6 +625,9 @@ class ClientConnection(asyncio.Protocol):
     def _upstream_key(self, target: Target) -> tuple[str, int]:
         if self._inner is not None:
             return (self._inner.connect_host, self._inner.port)
+        if target.scheme == "https":
+            # An absolute https:// URL: a TLS connection, never to be mistaken for a plain one.
+            return (f"https://{target.host}", target.port)
         return (target.host, target.port)
 
     async def _open_upstream(self, flow: Flow) -> UpstreamConnection | None:
@@ -650,6 +647,15 @@ class ClientConnection(asyncio.Protocol):
                     server_hostname=inner.server_hostname,
                     timeout=limits.tls_handshake_timeout,
                 )
+            elif inner is None and request.scheme == "https":
+                # `GET https://host/ HTTP/1.1` to the proxy: waylay speaks TLS to the server.
+                await start_tls(
+                    upstream,
+                    self.ctx.upstream_tls.for_server(host, SPOKEN_ALPN),
+                    server_hostname=host,
+                    timeout=limits.tls_handshake_timeout,
+                )
+                upstream.key = (f"https://{host}", port)
         except UpstreamError as exc:
             await self._flow_failed(flow, exc, response_started=False)
             return None

@@ -29,6 +29,7 @@ from .tls_clients import (
 )
 from .tls_origin import TlsOrigin
 from .waylay_process import StartWaylay, WaylayProcess, clean_env
+from .wire import WireClient
 
 
 def test_curl_sees_the_https_response_in_clear_with_verification_on(
@@ -260,3 +261,26 @@ def test_plain_http_inside_connect_is_intercepted_as_http_flows(
             data += chunk
     assert data.startswith(b"HTTP/1.1 200")
     assert proxy.wait_for_stdout(f"GET http://origin.example.test:{port}/echo/plain 200")
+
+
+def test_an_absolute_https_url_is_fetched_over_verified_tls(
+    start_waylay: StartWaylay, tls_origin: TlsOrigin, pki: TestCA
+) -> None:
+    # `GET https://…` sent to the proxy itself (no CONNECT): waylay speaks TLS to the server,
+    # verified like any other, and keeps that connection for the next such request.
+    url = tls_origin.url("/echo/absolute", host="www.example.test")
+    request = f"GET {url} HTTP/1.1\r\nHost: www.example.test:{tls_origin.port}\r\n\r\n".encode()
+    untrusted = start_waylay()
+    with WireClient(untrusted.port) as client:
+        client.send(request)
+        response = client.read_response()
+    assert response.status == 502
+    assert response.header_values("x-waylay-error") == [b"upstream-cert-untrusted"]
+    proxy = start_waylay("--upstream-ca", str(pki.cert_path))
+    with WireClient(proxy.port) as client:
+        for _ in range(2):
+            client.send(request)
+            assert client.read_response().status == 200
+    assert [h.sni for h in tls_origin.handshakes][-1] == "www.example.test"
+    assert len(tls_origin.connections) == 2  # one refused by the untrusted proxy, one reused
+    assert proxy.wait_for_stdout(f"GET {url} 200")

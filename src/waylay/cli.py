@@ -13,6 +13,7 @@ import os
 import signal
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -25,6 +26,7 @@ from waylay.flowlist import list_flows
 from waylay.hooks import HookTable
 from waylay.hosts import Resolver, load_hosts
 from waylay.options import DEFAULT_LISTEN, Options, build_options
+from waylay.replay import replay_stored
 from waylay.server import ProxyServer, raise_open_file_limit
 from waylay.upstream import dns_lookup
 
@@ -39,12 +41,47 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _proxy_flags(parser: argparse.ArgumentParser) -> None:
+    """The flags of a command that runs the proxy (`dump`)."""
     parser.add_argument(
         "--listen",
         metavar="HOST:PORT",
         help=f"where the proxy listens; port 0 picks a free port, HOST * is one dual-stack "
         f"socket on every address, [::1]:8080 an IPv6 literal (default {DEFAULT_LISTEN})",
     )
+    _client_flags(parser)
+    flows = parser.add_argument_group("recording flows")
+    flows.add_argument(
+        "--save",
+        metavar="FILE",
+        help="append every flow to this flow database (created if absent); without it, "
+        "flows go to a temporary database removed at exit",
+    )
+    _body_limit_flag(flows)
+    tls = parser.add_argument_group("HTTPS interception")
+    tls.add_argument(
+        "--ignore-hosts",
+        metavar="REGEX",
+        action="append",
+        help="repeatable; a CONNECT target or SNI whose host:port matches is relayed untouched "
+        "(the client sees the server's own certificate)",
+    )
+    tls.add_argument(
+        "--passthrough-pinned",
+        action=argparse.BooleanOptionalAction,
+        help="once a client rejects waylay's certificate for a host, relay that host untouched",
+    )
+    tls.add_argument(
+        "--cert",
+        metavar="DOMAIN=FILE",
+        dest="certs",
+        action="append",
+        help="repeatable; serve this PEM file's certificate and key for DOMAIN (a name or "
+        "*.domain) instead of a forged one",
+    )
+
+
+def _client_flags(parser: argparse.ArgumentParser) -> None:
+    """The flags of every command that talks to servers (`dump`, `replay`)."""
     parser.add_argument(
         "--confdir",
         metavar="DIR",
@@ -65,43 +102,18 @@ def _proxy_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "-q", "--quiet", action=argparse.BooleanOptionalAction, help="print no line per flow"
     )
-    flows = parser.add_argument_group("recording flows")
-    flows.add_argument(
-        "--save",
-        metavar="FILE",
-        help="append every flow to this flow database (created if absent); without it, "
-        "flows go to a temporary database removed at exit",
-    )
-    flows.add_argument(
-        "--body-limit",
-        metavar="SIZE",
-        help="bytes of each body kept in the flow database (1048576, 512k, 64m, 1g; 0 keeps "
-        "none); the rest still streams to the peer (default 64m)",
-    )
-    tls = parser.add_argument_group("HTTPS interception")
-    tls.add_argument(
-        "--ignore-hosts",
-        metavar="REGEX",
-        action="append",
-        help="repeatable; a CONNECT target or SNI whose host:port matches is relayed untouched "
-        "(the client sees the server's own certificate)",
-    )
-    tls.add_argument(
+    servers = parser.add_argument_group("servers' certificates")
+    servers.add_argument(
         "--insecure",
         action=argparse.BooleanOptionalAction,
         help="do not verify servers' certificates",
     )
-    tls.add_argument(
+    servers.add_argument(
         "--upstream-ca",
         metavar="FILE",
         help="a PEM bundle of extra CAs trusted for servers (besides certifi and the system's)",
     )
-    tls.add_argument(
-        "--passthrough-pinned",
-        action=argparse.BooleanOptionalAction,
-        help="once a client rejects waylay's certificate for a host, relay that host untouched",
-    )
-    tls.add_argument(
+    servers.add_argument(
         "--client-cert",
         metavar="[HOST=]FILE",
         dest="client_certs",
@@ -109,13 +121,14 @@ def _proxy_flags(parser: argparse.ArgumentParser) -> None:
         help="repeatable; a PEM file (certificate and key) presented to servers that ask, "
         "to HOST only (a name or *.domain) when given",
     )
-    tls.add_argument(
-        "--cert",
-        metavar="DOMAIN=FILE",
-        dest="certs",
-        action="append",
-        help="repeatable; serve this PEM file's certificate and key for DOMAIN (a name or "
-        "*.domain) instead of a forged one",
+
+
+def _body_limit_flag(group: argparse._ArgumentGroup | argparse.ArgumentParser) -> None:
+    group.add_argument(
+        "--body-limit",
+        metavar="SIZE",
+        help="bytes of each body kept in the flow database (1048576, 512k, 64m, 1g; 0 keeps "
+        "none); the rest still streams to the peer (default 64m)",
     )
 
 
@@ -142,6 +155,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     flows.add_argument("file", metavar="FILE", help="the flow database")
     flows.add_argument("--json", action="store_true", help="one JSON object per flow and line")
+    replay = commands.add_parser(
+        "replay",
+        help="send saved requests again (client replay)",
+        description="Send the requests saved in FILE again, as they were, through waylay's "
+        "own data path (hosts file, TLS verification, dump lines); opens no listener. The "
+        "new flows are appended to FILE, each linked to its original (replay_of).",
+    )
+    replay.add_argument("file", metavar="FILE", help="the flow database to replay from and to")
+    _client_flags(replay)
+    _body_limit_flag(replay)
     return parser
 
 
@@ -195,6 +218,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_dump(options)
         if args.command == "ca":
             return run_ca(options, args)
+        if args.command == "replay":
+            return run_replay(replace(options, save=Path(args.file)))
         if args.command == "flows":
             return _listing(lambda: list_flows(Path(args.file), sys.stdout, as_json=args.json))
     except ConfigError as exc:
@@ -233,15 +258,37 @@ def _flags(args: argparse.Namespace) -> dict[str, Any]:
     return {name: getattr(args, name, None) for name in names}
 
 
-def run_dump(options: Options) -> int:
+def _context(options: Options) -> ProxyContext:
     addons: list[object] = []
     if not options.quiet:
         addons.append(Dumper(sys.stdout))
     table = load_hosts(options.hosts) if options.hosts else {}
     resolver = Resolver(table, hosts_only=options.hosts_only, lookup=dns_lookup)
-    ctx = ProxyContext.build(options, resolver, HookTable(addons))
+    return ProxyContext.build(options, resolver, HookTable(addons))
+
+
+def run_dump(options: Options) -> int:
+    ctx = _context(options)
     raise_open_file_limit()
     return asyncio.run(_serve(ctx))
+
+
+def run_replay(options: Options) -> int:
+    assert options.save is not None
+    if not options.save.is_file():
+        raise ConfigError(f"{options.save}: no such flow database")
+    ctx = _context(options)
+
+    async def replay() -> int:
+        try:
+            count = await replay_stored(ctx)
+        finally:
+            ctx.store.close()
+            ctx.certs.close()
+        print(f"waylay: replayed {count} flows into {options.save}", file=sys.stderr)
+        return EXIT_OK
+
+    return asyncio.run(replay())
 
 
 async def _serve(ctx: ProxyContext) -> int:

@@ -106,6 +106,7 @@ class ClientConnection(asyncio.Protocol):
         "client",
         "ctx",
         "gate",
+        "replay_of",
         "transport",
     )
 
@@ -113,6 +114,8 @@ class ClientConnection(asyncio.Protocol):
         self.ctx = ctx
         self.transport: asyncio.Transport | None = None
         self.gate: ReadGate | None = None
+        # Set by replay.py: the stored flow this connection's requests replay.
+        self.replay_of: int | None = None
         self.client = Client(("", 0), 0.0)
         self._buf = bytearray()
         self._head_waiter: asyncio.Future[None] | None = None
@@ -315,7 +318,12 @@ class ClientConnection(asyncio.Protocol):
             http_version=head.version,
             headers=head.headers,
         )
-        return Flow(self.client.address, request, timestamps=Timestamps(start=time.time()))
+        return Flow(
+            self.client.address,
+            request,
+            timestamps=Timestamps(start=time.time()),
+            replay_of=self.replay_of,
+        )
 
     async def _forward(
         self, flow: Flow, head: RequestHead, target: Target, framing: Framing

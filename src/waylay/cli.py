@@ -57,6 +57,18 @@ def _proxy_flags(parser: argparse.ArgumentParser) -> None:
         "flows go to a temporary database removed at exit",
     )
     _body_limit_flag(flows)
+    flows.add_argument(
+        "--server-replay",
+        metavar="FILE",
+        help="answer requests whose method and URL match a flow saved in FILE with its saved "
+        "response, without contacting the server",
+    )
+    flows.add_argument(
+        "--server-replay-strict",
+        action=argparse.BooleanOptionalAction,
+        help="with --server-replay: a request with no saved match gets a 404 instead of going "
+        "to the server",
+    )
     tls = parser.add_argument_group("HTTPS interception")
     tls.add_argument(
         "--ignore-hosts",
@@ -254,6 +266,8 @@ def _flags(args: argparse.Namespace) -> dict[str, Any]:
         "certs",
         "save",
         "body_limit",
+        "server_replay",
+        "server_replay_strict",
     )
     return {name: getattr(args, name, None) for name in names}
 
@@ -305,6 +319,8 @@ async def _serve(ctx: ProxyContext) -> int:
         await server.stop()
         ctx.store.close()
         ctx.certs.close()
+        if ctx.server_replay is not None:
+            ctx.server_replay.close()
     return EXIT_OK
 
 

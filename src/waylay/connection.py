@@ -54,6 +54,7 @@ from waylay.http1.head import (
 )
 from waylay.http1.serialize import request_head, response_head
 from waylay.installpage import INSTALL_HOST
+from waylay.serverreplay import ServerReplay
 from waylay.store.flowstore import BodyCapture
 from waylay.store.schema import REQUEST_BODY, RESPONSE_BODY
 from waylay.tls.clienthello import ClientHello, ClientHelloError, parse_client_hello
@@ -269,6 +270,10 @@ class ClientConnection(asyncio.Protocol):
         hooks = self.ctx.hooks
         if hooks.requestheaders:
             await dispatch(hooks.requestheaders, flow)
+        if self.ctx.server_replay is not None:
+            answered = await self._replay_answer(flow, head, framing, self.ctx.server_replay)
+            if answered is not None:
+                return answered
         if hooks.request and framing.kind == "none":
             # Nothing more to read: the request is whole before anything is sent.
             await dispatch(hooks.request, flow)
@@ -296,6 +301,45 @@ class ClientConnection(asyncio.Protocol):
         self.transport.write(response_head(b"HTTP/1.1", status, phrase, headers))
         if head.method == b"GET":
             self.transport.write(body)
+        return keep
+
+    async def _replay_answer(
+        self, flow: Flow, head: RequestHead, framing: Framing, replay: ServerReplay
+    ) -> bool | None:
+        """Answer from --server-replay; None when the request goes to the server after all."""
+        stored = await replay.answer(flow)
+        if stored is None:
+            if not replay.strict:
+                return None
+            error = UpstreamError(
+                f"no saved flow in {replay.path} matches {flow.request.method.decode()} "
+                f"{flow.request.url} (--server-replay-strict)",
+                status=404,
+                code="not-in-server-replay",
+            )
+            await self._flow_failed(flow, error, response_started=False)
+            return False
+        assert self.transport is not None
+        # A request body still on its way is not read: the connection closes after this.
+        keep = framing.kind == "none" and client_keep_alive(head) and not self._lost
+        response = stored.response
+        fields = stored.head_fields(close=not keep)
+        data = b"" if head.method == b"HEAD" else stored.body
+        self.transport.write(
+            response_head(b"HTTP/1.1", response.status_code, response.reason, fields) + data
+        )
+        flow.response = Response(
+            response.status_code, response.reason, response.http_version, response.headers
+        )
+        flow.response_body_size = len(data)
+        flow.timestamps.end = time.time()
+        capture = self.ctx.store.capture(flow, RESPONSE_BODY)
+        if capture is not None:
+            capture(data)
+        self._captures = (None, capture)
+        if self.ctx.hooks.response:
+            await dispatch(self.ctx.hooks.response, flow)
+        self._record(flow)
         return keep
 
     def _inner_target(self, target: Target) -> Target:

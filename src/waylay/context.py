@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from waylay.certs.store import CertStore
     from waylay.connection import ClientConnection
     from waylay.installpage import InstallPage
+    from waylay.serverreplay import ServerReplay
     from waylay.store.flowstore import FlowStore
 
 
@@ -39,6 +40,8 @@ class ProxyContext:
     # own address, and the (host, port) pairs that are the proxy itself (never forwarded to).
     install_page: InstallPage | None = None
     own_addresses: frozenset[tuple[str, int]] = frozenset()
+    # --server-replay: stored responses that answer matching requests.
+    server_replay: ServerReplay | None = None
 
     @classmethod
     def build(cls, options: Options, resolver: Resolver, hooks: HookTable) -> ProxyContext:
@@ -49,12 +52,16 @@ class ProxyContext:
         from waylay.certs.ca import CertificateAuthority
         from waylay.certs.forge import LeafForger
         from waylay.certs.store import CertStore
+        from waylay.serverreplay import ServerReplay
         from waylay.store.flowstore import FlowStore
 
         ca = CertificateAuthority.load_or_create(options.confdir)
         certs = CertStore(
             ca, LeafForger(ca), user_certs=options.certs, keylog_filename=keylog_path()
         )
+        server_replay = None
+        if options.server_replay is not None:
+            server_replay = ServerReplay(options.server_replay, strict=options.server_replay_strict)
         if options.save is not None:
             store = FlowStore(options.save, body_limit=options.body_limit)
         else:
@@ -72,4 +79,5 @@ class ProxyContext:
                 client_certs=options.client_certs,
             ),
             Passthrough(options.ignore_hosts, remember_pinned=options.passthrough_pinned),
+            server_replay=server_replay,
         )

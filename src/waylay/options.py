@@ -111,6 +111,9 @@ class Options:
     save: Path | None = None
     # Bytes of each body the flow store keeps (0: none); the rest still streams.
     body_limit: int = 64 * 1024 * 1024
+    # A flow database whose responses answer matching requests (method and URL).
+    server_replay: Path | None = None
+    server_replay_strict: bool = False
     limits: Limits = field(default_factory=Limits)
 
 
@@ -128,9 +131,11 @@ _CONFIG_KEYS = {
     "cert": "certs",
     "save": "save",
     "body-limit": "body_limit",
+    "server-replay": "server_replay",
+    "server-replay-strict": "server_replay_strict",
 }
 # Settings whose relative paths are relative to the config file.
-_PATH_KEYS = frozenset({"hosts", "upstream_ca", "save"})
+_PATH_KEYS = frozenset({"hosts", "upstream_ca", "save", "server_replay"})
 _OPTION_FIELDS = {f.name for f in fields(Options)}
 
 
@@ -170,10 +175,10 @@ def build_options(flags: dict[str, Any]) -> Options:
     values: dict[str, Any] = {"confdir": confdir}
     if "listen" in merged:
         values["listen"] = parse_listen(_expect(merged, "listen", str))
-    for flag in ("quiet", "hosts_only", "insecure", "passthrough_pinned"):
+    for flag in ("quiet", "hosts_only", "insecure", "passthrough_pinned", "server_replay_strict"):
         if flag in merged:
             values[flag] = _expect(merged, flag, bool)
-    for flag in ("hosts", "upstream_ca", "save"):
+    for flag in ("hosts", "upstream_ca", "save", "server_replay"):
         if flag in merged:
             values[flag] = Path(_expect(merged, flag, (str, Path))).expanduser()
     if "body_limit" in merged:
@@ -191,6 +196,8 @@ def build_options(flags: dict[str, Any]) -> Options:
         values["certs"] = tuple(
             _assignment("--cert", text) for text in _expect_list(merged, "certs")
         )
+    if values.get("server_replay_strict") and "server_replay" not in values:
+        raise ConfigError("--server-replay-strict needs --server-replay FILE")
     if values.get("hosts_only") and "hosts" not in values:
         raise ConfigError("--hosts-only needs --hosts FILE: without it no name could be resolved")
     limits = Limits()

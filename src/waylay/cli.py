@@ -23,6 +23,7 @@ from waylay.certs.ca import CertificateAuthority
 from waylay.context import ProxyContext
 from waylay.errors import ConfigError
 from waylay.flowlist import list_flows
+from waylay.har import export_file, import_file
 from waylay.hooks import HookTable
 from waylay.hosts import Resolver, load_hosts
 from waylay.options import DEFAULT_LISTEN, Options, build_options
@@ -177,6 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("file", metavar="FILE", help="the flow database to replay from and to")
     _client_flags(replay)
     _body_limit_flag(replay)
+    _har_command(commands)
     return parser
 
 
@@ -215,6 +217,36 @@ def _ca_command(commands: Any) -> None:
         )
 
 
+def _har_command(commands: Any) -> None:
+    har = commands.add_parser(
+        "har",
+        help="export flows to a HAR file, or import one",
+        description="HAR 1.2 (HTTP Archive), the format browsers' developer tools, Charles and "
+        "Insomnia export: flows of a flow database out to a HAR file, or a HAR file's entries "
+        "into a flow database. docs/flows.md says what changes on the way.",
+    )
+    actions = har.add_subparsers(dest="har_action", metavar="ACTION", parser_class=_Parser)
+    actions.required = True
+    export = actions.add_parser(
+        "export",
+        help="write the flows of a flow database to a HAR file",
+        description="Write the flows of FILE, in the order they started, with their bodies, "
+        "to OUT.har (created 0600, replaced whole or not at all).",
+    )
+    export.add_argument("file", metavar="FILE", help="the flow database")
+    export.add_argument("-o", "--output", metavar="OUT.har", required=True, help="the HAR file")
+    imports = actions.add_parser(
+        "import",
+        help="append the entries of a HAR file to a flow database",
+        description="Append every entry of IN.har to the flow database FILE (created if "
+        "absent) as a flow with its bodies: all of them, or on any error none.",
+    )
+    imports.add_argument("input", metavar="IN.har", help="the HAR file")
+    imports.add_argument(
+        "-o", "--output", metavar="FILE", required=True, help="the flow database to append to"
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args, unknown = parser.parse_known_args(argv)
@@ -234,6 +266,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_replay(replace(options, save=Path(args.file)))
         if args.command == "flows":
             return _listing(lambda: list_flows(Path(args.file), sys.stdout, as_json=args.json))
+        if args.command == "har":
+            if args.har_action == "export":
+                count = export_file(Path(args.file), Path(args.output))
+                print(f"waylay: exported {count} flows to {args.output}", file=sys.stderr)
+            else:
+                ids = import_file(Path(args.input), Path(args.output))
+                print(f"waylay: imported {len(ids)} flows into {args.output}", file=sys.stderr)
+            return EXIT_OK
     except ConfigError as exc:
         print(f"waylay: error: {exc.reason}", file=sys.stderr)
         return EXIT_USAGE

@@ -77,6 +77,8 @@ _HTTP_VERSIONS = {
 # The HTTP request behind a WebSocket URL is the http(s) one (RFC 6455 §3).
 _SCHEMES = {"http": "http", "https": "https", "ws": "http", "wss": "https"}
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+# The client address of an imported flow, unless the entry names one: the HAR file.
+IMPORT_CLIENT = ("har", 0)
 # RFC 9110 §5.6.2: what a method or a field name is made of.
 _TCHAR = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
 _FORBIDDEN_IN_FIELDS = frozenset("\r\n\0")
@@ -124,7 +126,7 @@ def flow_to_entry(
     if flow.server_address is not None:
         entry["serverIPAddress"] = flow.server_address[0]
         entry["_waylay_server"] = list(flow.server_address)
-    if flow.client_address[0]:
+    if flow.client_address != IMPORT_CLIENT:
         entry["_waylay_client"] = list(flow.client_address)
     if flow.error is not None:
         entry["_waylay_error"] = {"reason": flow.error.reason, "code": flow.error.code}
@@ -364,7 +366,7 @@ def entry_to_flow(entry: dict[str, Any]) -> tuple[Flow, bytes | None, bytes | No
         headers=headers,
     )
     request_body = _post_data(request_entry)
-    flow = Flow(client_address=("", 0), request=request)
+    flow = Flow(client_address=IMPORT_CLIENT, request=request)
     flow.request_body_size = (
         len(request_body) if request_body is not None else _size(request_entry, "bodySize")
     )
@@ -378,7 +380,7 @@ def entry_to_flow(entry: dict[str, Any]) -> tuple[Flow, bytes | None, bytes | No
         flow.response, response_body, flow.response_body_size = _response(response_entry)
     flow.timestamps = _timestamps(entry, has_response=flow.response is not None)
     flow.error = _error(entry, response_entry.get("_error"))
-    flow.client_address = _address(entry, "_waylay_client") or ("", 0)
+    flow.client_address = _address(entry, "_waylay_client") or IMPORT_CLIENT
     flow.server_address = _address(entry, "_waylay_server") or _server_ip(entry, port)
     flags = entry.get("_waylay_flags", 0)
     if not isinstance(flags, int) or isinstance(flags, bool) or flags < 0:

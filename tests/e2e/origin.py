@@ -22,6 +22,7 @@ import json
 import random
 import select
 import socket
+import ssl
 import struct
 import threading
 import time
@@ -226,6 +227,18 @@ class Exchange:
         body = json.dumps(payload).encode()
         self.respond(200, [("Content-Type", "application/json"), *extra], body)
 
+    def half_close(self) -> None:
+        """End the origin's side with a FIN, the peer may still send.
+
+        Over TLS, ``?tls-end=close_notify`` sends a close_notify before the FIN; without it the
+        FIN comes alone, a ragged EOF, as many HTTPS servers end a connection.
+        """
+        if isinstance(self.sock, ssl.SSLSocket) and self.query_value("tls-end") == "close_notify":
+            self.sock.settimeout(1.0)  # unwrap() waits for the peer's close_notify in return
+            with contextlib.suppress(OSError, ssl.SSLError):
+                self.sock.unwrap()
+        self.sock.shutdown(socket.SHUT_WR)
+
     def reset(self) -> None:
         """Abort the connection with a TCP RST instead of a FIN."""
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
@@ -295,7 +308,7 @@ def _close_delimited(ex: Exchange) -> None:
     ex.sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n\r\n")
     for piece in pattern_chunks(total):
         ex.sock.sendall(piece)
-    ex.sock.shutdown(socket.SHUT_WR)
+    ex.half_close()
     ex.close_after = True
 
 
@@ -326,7 +339,11 @@ def _slow_read(ex: Exchange) -> None:
 
 
 def _upgrade(ex: Exchange) -> None:
-    """``Upgrade: echo`` → 101, then every byte is echoed until the peer closes."""
+    """``Upgrade: echo`` → 101, then every byte is echoed until the peer closes.
+
+    With ``?say-eof=1`` the peer's half-close is answered with ``EOF after N bytes``, so a
+    test sees that the other direction stayed open.
+    """
     if "echo" not in (ex.record.header("Upgrade") or "").lower():
         ex.respond(426, [("Upgrade", "echo"), ("Connection", "Upgrade")], b"upgrade to echo\n")
         return
@@ -349,14 +366,18 @@ def _upgrade(ex: Exchange) -> None:
     pending, _ = ex.conn.trailing_data
     if pending:
         ex.sock.sendall(pending)
+    total = len(pending)
     while True:
         try:
             data = ex.sock.recv(65536)
         except OSError:
             return
         if not data:
-            ex.sock.shutdown(socket.SHUT_WR)
+            if ex.query_value("say-eof"):
+                ex.sock.sendall(b"EOF after %d bytes\n" % total)
+            ex.half_close()
             return
+        total += len(data)
         ex.sock.sendall(data)
 
 
@@ -389,7 +410,7 @@ def _truncate(ex: Exchange) -> None:
     if ex.query_value("end", "rst") == "rst":
         ex.reset()
     else:
-        ex.sock.shutdown(socket.SHUT_WR)
+        ex.half_close()
         ex.close_after = True
 
 
@@ -411,6 +432,8 @@ def _vanish_if_reused(ex: Exchange) -> None:
     """
     if ex.reused:
         ex.close_after = True
+        if ex.query_value("tls-end"):
+            ex.half_close()
         return
     _echo(ex)
 
@@ -589,6 +612,8 @@ class Origin(_Listener):
                 exchange.consume_body()
             if exchange.close_delay:
                 time.sleep(exchange.close_delay)
+                if exchange.query_value("tls-end"):
+                    exchange.half_close()
                 return
             if conn.our_state is h11.MUST_CLOSE or conn.their_state is h11.MUST_CLOSE:
                 return

@@ -3,6 +3,7 @@ trusting waylay's CA from the test's confdir."""
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import ssl
 import subprocess
@@ -11,6 +12,7 @@ from pathlib import Path
 from cryptography import x509
 
 from .waylay_process import WaylayProcess, clean_env
+from .wire import WireClient
 
 
 def waylay_ca(confdir: Path) -> Path:
@@ -71,3 +73,116 @@ def san_of(cert: x509.Certificate) -> tuple[list[str], list[str]]:
         san.get_values_for_type(x509.DNSName),
         [str(ip) for ip in san.get_values_for_type(x509.IPAddress)],
     )
+
+
+class TlsWireClient(WireClient):
+    """A `WireClient` that runs TLS itself (an `ssl.SSLObject` over memory BIOs) in a tunnel.
+
+    What a stdlib `SSLSocket` cannot do, it can: put bytes in the same TCP segment as its
+    Finished, half-close with close_notify and then a FIN (an `SSLSocket` drops TLS on
+    shutdown), and tell a peer's close_notify from a bare FIN (``ended``).
+    """
+
+    def __init__(
+        self, sock: socket.socket, context: ssl.SSLContext, server_hostname: str | None
+    ) -> None:
+        self.sock = sock
+        self._buffer = bytearray()
+        self._eof = False
+        self._incoming, self._outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+        self.tls = context.wrap_bio(self._incoming, self._outgoing, server_hostname=server_hostname)
+        # How the peer ended its side: "close_notify", "ragged" (a FIN without one),
+        # "alert REASON" (a fatal alert), or "" while it has not.
+        self.ended = ""
+
+    def handshake(self, first_bytes: bytes = b"", *, then_fin: bool = False) -> None:
+        """Handshake; ``first_bytes`` leave in the same segment as the Finished, then a FIN."""
+        while True:
+            try:
+                self.tls.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                self._flush()
+                data = self.sock.recv(65536)
+                if not data:
+                    raise ConnectionError("the tunnel closed during the handshake") from None
+                self._incoming.write(data)
+        if first_bytes:
+            self.tls.write(first_bytes)
+        self._flush()
+        if then_fin:
+            self.sock.shutdown(socket.SHUT_WR)
+
+    def send_client_hello(self) -> None:
+        """Only the first flight; `handshake` goes on from there."""
+        with contextlib.suppress(ssl.SSLWantReadError):
+            self.tls.do_handshake()
+        self._flush()
+
+    def _flush(self) -> None:
+        if self._outgoing.pending:
+            self.sock.sendall(self._outgoing.read())
+
+    def send(self, data: bytes) -> None:
+        self.tls.write(data)
+        self._flush()
+
+    def send_raw(self, data: bytes) -> None:
+        """Bytes on the TCP connection itself, past TLS (a corrupt record, say)."""
+        self.sock.sendall(data)
+
+    def shutdown_write(self) -> None:
+        """TLS half-close: close_notify, then a FIN; the peer's data is still read."""
+        with contextlib.suppress(ssl.SSLWantReadError):
+            self.tls.unwrap()
+        self._flush()
+        self.sock.shutdown(socket.SHUT_WR)
+
+    def fin_without_close_notify(self) -> None:
+        self.sock.shutdown(socket.SHUT_WR)
+
+    def _fill(self) -> bool:
+        if self._eof:
+            return False
+        while True:
+            try:
+                data = self.tls.read(256 * 1024)
+            except ssl.SSLWantReadError:
+                self._flush()  # a read can owe the peer something (a KeyUpdate)
+                raw = self.sock.recv(256 * 1024)
+                if raw:
+                    self._incoming.write(raw)
+                else:
+                    self._incoming.write_eof()
+                continue
+            except ssl.SSLZeroReturnError:
+                self.ended = "close_notify"
+            except ssl.SSLEOFError:
+                self.ended = "ragged"
+            except ssl.SSLError as exc:
+                self.ended = f"alert {exc.reason}"  # the peer said why it gave up
+            else:
+                if data:
+                    self._buffer += data
+                    return True
+                self.ended = "close_notify"
+            self._eof = True
+            return False
+
+
+def tls_wire(
+    proxy: WaylayProcess,
+    authority: str,
+    confdir: Path,
+    server_hostname: str | None = "www.example.test",
+    *,
+    handshake: bool = True,
+    context: ssl.SSLContext | None = None,
+) -> TlsWireClient:
+    """A `TlsWireClient` through a CONNECT to ``authority``, trusting waylay's CA."""
+    client = TlsWireClient(
+        connect_tunnel(proxy, authority), context or client_context(confdir), server_hostname
+    )
+    if handshake:
+        client.handshake()
+    return client

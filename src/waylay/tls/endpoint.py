@@ -14,6 +14,12 @@ no allocation per record but the copy handed up). `pause_reading` from above sto
 raw socket and the delivery of what OpenSSL already decrypted; `resume_reading` delivers the
 rest on the next loop iteration. `connection_lost` drops the references to the protocol and
 the SSL object, so no reference cycle keeps OpenSSL's memory alive until a full collection.
+
+A TCP FIN after the handshake is never shown to OpenSSL: told, it would treat a FIN without
+close_notify (a ragged EOF, which many peers send) as a fatal error, answer with an alert
+and refuse to write any more — yet a FIN is a half-close, and the protocol above may still
+answer. So what is left is decrypted and handed up, then ``eof_received``, the same for a
+close_notify and a bare FIN; writing goes on until the protocol above closes.
 """
 
 from __future__ import annotations
@@ -52,6 +58,7 @@ class TlsTransport(asyncio.Transport, asyncio.Protocol):
     __slots__ = (
         "_closing",
         "_eof_done",
+        "_error",
         "_handshake_waiter",
         "_handshaking",
         "_in",
@@ -60,6 +67,7 @@ class TlsTransport(asyncio.Transport, asyncio.Protocol):
         "_paused",
         "_protocol",
         "_raw",
+        "_raw_eof",
         "_ssl",
     )
 
@@ -83,7 +91,9 @@ class TlsTransport(asyncio.Transport, asyncio.Protocol):
         self._protocol: asyncio.BaseProtocol | None = None
         self._paused = True  # nothing is delivered until a protocol is attached
         self._closing = False
-        self._eof_done = False
+        self._eof_done = False  # eof_received was passed up
+        self._raw_eof = False  # the TCP FIN came
+        self._error: Exception | None = None  # what ended the session, for connection_lost
         self._handshaking = True
         self._handshake_waiter: asyncio.Future[None] | None = None
         if pending:
@@ -161,8 +171,9 @@ class TlsTransport(asyncio.Transport, asyncio.Protocol):
             self._deliver()
 
     def eof_received(self) -> bool:
-        self._in.write_eof()
+        self._raw_eof = True
         if self._handshaking:
+            self._in.write_eof()  # the handshake cannot finish now: OpenSSL says so
             self._step_handshake()
             return False
         if not self._paused:
@@ -179,7 +190,7 @@ class TlsTransport(asyncio.Transport, asyncio.Protocol):
         protocol, self._protocol = self._protocol, None
         self._ssl = None
         if protocol is not None:
-            protocol.connection_lost(exc)
+            protocol.connection_lost(exc or self._error)
 
     def pause_writing(self) -> None:
         if self._protocol is not None:
@@ -196,25 +207,29 @@ class TlsTransport(asyncio.Transport, asyncio.Protocol):
         if sslobj is None or protocol is None:
             return
         buffer, view = _scratch.buffer, _scratch.view
-        try:
-            while not self._paused:
-                try:
-                    # With a buffer, read() returns a count (typeshed says bytes).
-                    n = cast(int, sslobj.read(_READ_SIZE, buffer))
-                except ssl.SSLWantReadError:
-                    if self._in.eof:
-                        self._peer_eof(protocol)  # a TCP FIN without close_notify
-                    break
-                if not n:
-                    self._peer_eof(protocol)
-                    break
-                cast(asyncio.Protocol, protocol).data_received(bytes(view[:n]))
-        except (ssl.SSLZeroReturnError, ssl.SSLEOFError):
-            self._peer_eof(protocol)
-        except ssl.SSLError:
-            # A record that fails to decrypt or authenticate: nothing after it can be trusted.
-            self.abort()
-            return
+        # Once closed, nothing more is delivered (as from a socket transport).
+        while not self._paused and not self._closing:
+            try:
+                # With a buffer, read() returns a count (typeshed says bytes).
+                n = cast(int, sslobj.read(_READ_SIZE, buffer))
+            except ssl.SSLWantReadError:
+                if self._raw_eof:
+                    self._peer_eof(protocol)  # a TCP FIN without close_notify
+                break
+            except ssl.SSLZeroReturnError:  # close_notify
+                self._peer_eof(protocol)
+                break
+            except ssl.SSLError as exc:
+                # A record that fails to decrypt or authenticate, or a fatal alert: nothing
+                # after it can be trusted.
+                self._error = exc
+                self.abort()
+                return
+            if not n:
+                self._peer_eof(protocol)
+                break
+            # Outside the try: an error in the protocol above is not this session's.
+            cast(asyncio.Protocol, protocol).data_received(bytes(view[:n]))
         self._flush()  # reading can produce writes (a TLS 1.3 KeyUpdate)
 
     def _peer_eof(self, protocol: asyncio.BaseProtocol) -> None:

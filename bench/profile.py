@@ -1,10 +1,12 @@
 """Where waylay spends its time under S1's load: py-spy samples, summarised as text.
 
 py-spy (installed into the bench's own venv, never the project's) samples the proxy while
-wrk drives keep-alive requests through it. The summary lists the functions with the most
-samples of their own ("self") and the most samples anywhere on the stack ("total"), as
-shares of all samples, idle ones (the event loop waiting in epoll) included; the collapsed
-stacks are kept beside ``results.json`` for a flame graph.
+wrk drives keep-alive requests through it, without stopping it (``--nonblocking``: stopping
+a process with ptrace lands on system-call exits and over-charges the lines that make
+them). The summary gives shares of all samples, idle ones (the event loop waiting in epoll)
+included: by area, by function ("self": the function itself, with the C code and system
+calls it makes directly) and, for waylay's own functions, with everything they call. The
+collapsed stacks are kept beside ``results.json`` for a flame graph.
 """
 
 from __future__ import annotations
@@ -24,7 +26,22 @@ from bench.wrk import run_wrk
 
 _RATE = 250  # samples per second
 _LINE_NUMBER = re.compile(r":\d+\)$")
-TOP = 18
+TOP = 15
+_IDLE = "EpollSelector.select (selectors.py)"
+_SOCKET_IO = (
+    "_SelectorSocketTransport.write (asyncio/selector_events.py)",
+    "_SelectorSocketTransport._read_ready__data_received (asyncio/selector_events.py)",
+)
+# (area, test on a frame) in order: the first that matches a sample's last frame wins.
+_AREAS = (
+    ("idle: the loop waiting in epoll", lambda f: f == _IDLE),
+    ("socket send and recv (the system calls, mostly)", lambda f: f in _SOCKET_IO),
+    ("waylay http1/: parsing, serialising, forwarding rules", lambda f: "waylay/http1/" in f),
+    ("waylay's other modules: connection, exchange, flow, hooks", lambda f: "waylay/" in f),
+    ("objects built by dataclasses (__init__)", lambda f: "(<string>)" in f),
+    ("asyncio: the loop, handles, futures, tasks", lambda f: "asyncio/" in f),
+    ("everything else", lambda f: True),
+)
 
 
 def _frame(raw: str) -> str:
@@ -51,22 +68,26 @@ def summarise(collapsed: str, top: int = TOP) -> str:
     if total == 0:
         return "py-spy: no samples"
 
-    def table(counter: Counter[str], heading: str) -> list[str]:
+    areas: Counter[str] = Counter()
+    for frame, count in own.items():
+        areas[next(name for name, test in _AREAS if test(frame))] += count
+
+    def table(counter: Counter[str], heading: str, limit: int | None = top) -> list[str]:
         lines = [heading]
-        for frame, count in counter.most_common(top):
-            lines.append(f"  {100 * count / total:5.1f}%  {frame}")
+        for name, count in counter.most_common(limit):
+            lines.append(f"  {100 * count / total:5.1f}%  {name}")
         return lines
 
     # Inclusive shares of waylay's own functions: the loop's scaffolding is on every stack.
     ours = Counter({frame: n for frame, n in anywhere.items() if "waylay/" in frame})
-    ours.pop("<module> (waylay/__main__.py)", None)
     for scaffold in [frame for frame, n in ours.items() if n >= 0.99 * total]:
         del ours[scaffold]
     return "\n".join(
         [
-            f"waylay under S1's load: {total} py-spy samples (idle included)",
-            *table(own, "self (the function itself; its system calls included):"),
-            *table(ours, "total, waylay's functions (with what they call):"),
+            f"waylay under S1's load: {total} py-spy samples, idle included",
+            *table(areas, "by area:", limit=None),
+            *table(own, "self (the function, with the C code and system calls it makes):"),
+            *table(ours, "total, waylay's functions (with everything they call):"),
         ]
     )
 
@@ -79,6 +100,7 @@ def profile_waylay(env: Env, workdir: Path, keep: Path | None = None) -> str:
             [
                 str(py_spy),
                 "record",
+                "--nonblocking",
                 "--idle",
                 "--format",
                 "raw",

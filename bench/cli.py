@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -107,6 +108,17 @@ def run_rounds(env: Env, scenarios: list[Scenario]) -> Results:
     return results
 
 
+def _commit() -> str:
+    """The checkout's commit, ``+dirty`` when its tree has uncommitted changes."""
+
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", "-C", str(deps.REPO), *args], capture_output=True, text=True
+        ).stdout.strip()
+
+    return git("rev-parse", "--short", "HEAD") + ("+dirty" if git("status", "--porcelain") else "")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     # SIGTERM unwinds like Ctrl-C, so that nginx and the proxies are stopped on the way out.
@@ -189,6 +201,7 @@ def _main(args: argparse.Namespace) -> int:
         "command": sys.argv,
         "settings": vars(settings),
         "machine": facts,
+        "waylay": {"src": str(args.waylay_src.resolve()), "commit": _commit()},
         "cores": vars(cores),
         "load_average": {"before": load_before, "after": load_after},
         "seconds": round(elapsed, 1),

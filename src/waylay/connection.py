@@ -31,7 +31,7 @@ from cryptography import x509
 
 from waylay.backpressure import ReadGate
 from waylay.certs.forge import names_from_certificate
-from waylay.certs.names import CertNames, dns_name, merge_names
+from waylay.certs.names import CertNames, dns_name, ip_literal, merge_names
 from waylay.detect import Verdict, classify
 from waylay.errors import ProtocolError, UpstreamError, WaylayError, error_response
 from waylay.exchange import Exchange, Outcome
@@ -561,6 +561,14 @@ class ClientConnection(asyncio.Protocol):
                 sni,
             )
             return False
+        if sni is None and dns_name(target.host) is None and ip_literal(target.host) is None:
+            # Resolvable (a hosts file maps any name) but no name to verify a server by.
+            log.warning(
+                "%s: the CONNECT host %r is no name a certificate can carry: relayed untouched",
+                _show(self.client.address),
+                target.host,
+            )
+            return False
         name = sni or target.host
         if sni and (ctx.passthrough.ignored(sni, target.port) or ctx.passthrough.pinned(sni)):
             return False
@@ -594,7 +602,9 @@ class ClientConnection(asyncio.Protocol):
             der = session.getpeercert(binary_form=True)
             server_cert = x509.load_der_x509_certificate(der) if der else None
         names = _forged_names(server_cert, sni, target.host)
-        if self._lost:
+        if self._lost or self._eof:
+            # Gone, or half-closed, during the server's handshake: a client that sends nothing
+            # more cannot finish its own.
             upstream.close()
             return None
         assert self.transport is not None and self.gate is not None

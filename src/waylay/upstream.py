@@ -189,9 +189,16 @@ async def start_tls(
     """
     assert upstream.transport is not None
     where = _show(upstream.key)
-    tls = TlsTransport(
-        upstream.transport, context, server_side=False, server_hostname=server_hostname
-    )
+    try:
+        tls = TlsTransport(
+            upstream.transport, context, server_side=False, server_hostname=server_hostname
+        )
+    except ValueError:  # ssl's IDNA check: a label empty or over 63 characters
+        upstream.abort()
+        raise UpstreamError(
+            f"{server_hostname!r} is not a name TLS can send or verify a server by",
+            code="upstream-tls-failed",
+        ) from None
     try:
         await tls.handshake(timeout)
     except TimeoutError:

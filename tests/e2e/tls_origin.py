@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import socket
 import ssl
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from .origin import ConnectionRecord, Origin
+from .origin import ConnectionRecord, Origin, _Listener
 from .pki import Issued
 
 
@@ -29,8 +30,10 @@ class TlsOrigin(Origin):
         *,
         alpn: Sequence[str] | None = ("http/1.1",),
         client_ca: str | None = None,
+        handshake_delay: float = 0.0,
     ) -> None:
         super().__init__()
+        self.handshake_delay = handshake_delay  # seconds before answering a ClientHello
         self.handshakes: list[Handshake] = []
         self.client_certs: list[dict[str, object]] = []
         self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -54,14 +57,34 @@ class TlsOrigin(Origin):
         # h11 writes a head and its body separately: without NODELAY, Nagle and the peer's
         # delayed ACK hold the body back 40 ms.
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        time.sleep(self.handshake_delay)
         try:
             tls = self.context.wrap_socket(sock, server_side=True)
         except (ssl.SSLError, OSError):
             self.handshakes.append(Handshake(None, None, None))
             return
-        sni = self._sni.pop(id(tls), None)
-        self.handshakes.append(Handshake(sni, tls.selected_alpn_protocol(), tls.version()))
-        peer = tls.getpeercert()
-        if peer:
-            self.client_certs.append(peer)
-        super().serve(tls, record)
+        # wrap_socket took the descriptor over (``sock`` is detached now): stop() must shut
+        # the TLS socket down, and it is closed here rather than whenever it is collected.
+        with self._lock:
+            self._sockets.discard(sock)
+            self._sockets.add(tls)
+        try:
+            sni = self._sni.pop(id(tls), None)
+            self.handshakes.append(Handshake(sni, tls.selected_alpn_protocol(), tls.version()))
+            peer = tls.getpeercert()
+            if peer:
+                self.client_certs.append(peer)
+            super().serve(tls, record)
+        finally:
+            with self._lock:
+                self._sockets.discard(tls)
+            tls.close()
+
+
+class SilentServer(_Listener):
+    """Accepts TCP connections and never says a word: a TLS handshake with it can only time
+    out. Whatever a client sends is read and dropped until it closes."""
+
+    def serve(self, sock: socket.socket, record: ConnectionRecord) -> None:
+        while sock.recv(65536):
+            pass

@@ -22,6 +22,7 @@ from typing import Any
 from bench import deps, machine
 from bench.errors import BenchError
 from bench.origin import Origin
+from bench.procstat import OtherLoad
 from bench.report import Results, format_number
 from bench.scenarios import Env, Sample, Scenario, all_scenarios
 from bench.settings import FULL, SMOKE, Settings
@@ -99,11 +100,13 @@ def run_rounds(env: Env, scenarios: list[Scenario]) -> Results:
             shift = round_index % len(scenario.ways)
             for way in scenario.ways[shift:] + scenario.ways[:shift]:
                 started = time.monotonic()
-                sample = scenario.run(env, way)
-                results.add(scenario.name, way, sample)
+                with OtherLoad(env.cores.proxy, env.launcher.proxy_cpu) as other:
+                    sample = scenario.run(env, way)
+                results.add(scenario.name, way, sample, other_load=other.share)
                 say(
                     f"round {round_index + 1}/{env.settings.rounds} {scenario.name} {way} "
-                    f"({time.monotonic() - started:.1f} s): {summary(scenario, sample)}"
+                    f"({time.monotonic() - started:.1f} s): {summary(scenario, sample)}; "
+                    f"other load on the proxy's core {other.share:.0f}%"
                 )
     return results
 
@@ -181,6 +184,7 @@ def _main(args: argparse.Namespace) -> int:
         print()
         print(profile)
     print()
+    print(results.other_load_line())
     print(
         f"{settings.rounds} round(s) in {elapsed:.0f} s; load average before "
         f"{load_before[0]:.2f}, after {load_after[0]:.2f}; mitmproxy {mitmproxy.version} "
@@ -206,6 +210,7 @@ def _main(args: argparse.Namespace) -> int:
         "load_average": {"before": load_before, "after": load_after},
         "seconds": round(elapsed, 1),
         "scenarios": results.to_json(),
+        "other_load_on_proxy_core": results.other_load,
         "targets": [
             {"scenario": v.target.scenario, "target": v.target.text, "value": v.value, "met": v.met}
             for v in verdicts

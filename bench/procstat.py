@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,3 +61,39 @@ class CpuMeter:
     def share(self) -> float:
         """CPU seconds per wall second, as a percentage of one core."""
         return 100 * self.cpu / self.wall if self.wall > 0 else 0.0
+
+
+def core_busy_seconds(core: int) -> float:
+    """CPU time one core spent on anything but idle and I/O wait so far (``/proc/stat``)."""
+    prefix = f"cpu{core} "
+    for line in Path("/proc/stat").read_text().splitlines():
+        if line.startswith(prefix):
+            # user nice system idle iowait irq softirq steal (guest time is inside user)
+            user, nice, system, _idle, _iowait, irq, softirq, steal = map(int, line.split()[1:9])
+            return (user + nice + system + irq + softirq + steal) / _CLOCK_TICKS
+    raise ValueError(f"no cpu{core} in /proc/stat")
+
+
+@dataclass
+class OtherLoad:
+    """How busy a core was with work other than ours over a stretch of wall time.
+
+    ``ours`` returns the CPU seconds our own processes on that core have used so far; the
+    rest of the core's busy time is someone else's (other tests, other users) or the
+    kernel's. As a percentage of the stretch: 0 on a quiet machine.
+    """
+
+    core: int
+    ours: Callable[[], float]
+    share: float = 0.0
+
+    def __enter__(self) -> OtherLoad:
+        self._busy0, self._ours0 = core_busy_seconds(self.core), self.ours()
+        self._wall0 = time.monotonic()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        busy = core_busy_seconds(self.core) - self._busy0
+        ours = self.ours() - self._ours0
+        wall = time.monotonic() - self._wall0
+        self.share = min(100.0, max(0.0, 100 * (busy - ours) / wall)) if wall > 0 else 0.0

@@ -10,6 +10,7 @@ from bench.scenarios.base import Sample, Scenario
 from bench.ways import DIRECT, MITMDUMP, WAYLAY, WAYS
 
 NA = "—"
+DISTURBED = 10.0  # % of the proxy's core used by others during one measurement
 HEADER = ("scenario", "metric", DIRECT, WAYLAY, MITMDUMP, "waylay/mitmdump", "waylay/direct")
 
 
@@ -20,12 +21,34 @@ class Results:
         self.samples: dict[str, dict[str, list[Sample]]] = {
             scenario.name: {way: [] for way in scenario.ways} for scenario in scenarios
         }
+        # Per measurement: the share of the proxy's core that others used meanwhile (%).
+        self.other_load: list[dict[str, Any]] = []
 
     def has(self, scenario: str) -> bool:
         return scenario in self.samples
 
-    def add(self, scenario: str, way: str, sample: Sample) -> None:
+    def add(self, scenario: str, way: str, sample: Sample, other_load: float = 0.0) -> None:
         self.samples[scenario][way].append(sample)
+        self.other_load.append(
+            {
+                "scenario": scenario,
+                "way": way,
+                "round": len(self.samples[scenario][way]),
+                "percent": round(other_load, 1),
+            }
+        )
+
+    def other_load_line(self) -> str:
+        """One line on how quiet the proxy's core was: the worst measurement, and the median."""
+        if not self.other_load:
+            return "no measurements"
+        worst = max(self.other_load, key=lambda entry: entry["percent"])
+        typical = median(entry["percent"] for entry in self.other_load)
+        verdict = "quiet" if worst["percent"] < DISTURBED else "DISTURBED: rerun when quiet"
+        return (
+            f"other load on the proxy's core: median {typical:.0f}%, worst {worst['percent']:.0f}% "
+            f"({worst['scenario']} {worst['way']}, round {worst['round']}) — {verdict}"
+        )
 
     def median(self, scenario: str, metric: str, way: str) -> float | None:
         values = [s[metric] for s in self.samples[scenario].get(way, []) if metric in s]

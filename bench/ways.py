@@ -21,6 +21,7 @@ from pathlib import Path
 
 from bench.origin import Origin
 from bench.process import Launched, clean_env, free_port, pinned
+from bench.procstat import cpu_seconds
 
 DIRECT, WAYLAY, MITMDUMP = "direct", "waylay", "mitmdump"
 WAYS = (DIRECT, WAYLAY, MITMDUMP)
@@ -82,6 +83,8 @@ class Launcher:
         self.home.mkdir(exist_ok=True)
         self.hosts = workdir / "hosts"
         self.hosts.write_text(f"127.0.0.1 {ORIGIN_NAME}\n")
+        self._stopped_cpu = 0.0  # CPU seconds of the proxies stopped so far
+        self._running: Launched | None = None
 
     def _waylay(self) -> tuple[Launched, Route]:
         confdir = self.workdir / "waylay-confdir"
@@ -143,9 +146,12 @@ class Launcher:
             yield Route(way=DIRECT, authority=f"127.0.0.1:{self.origin.http_port}")
             return
         process, route = self._waylay() if way == WAYLAY else self._mitmdump(mitmdump_options)
+        self._running = process
         try:
             yield route
         finally:
+            self._stopped_cpu += _cpu_or_zero(process.pid)
+            self._running = None
             process.stop()
             if process.proc.returncode not in (0, -15):
                 print(
@@ -154,11 +160,23 @@ class Launcher:
                     file=sys.stderr,
                 )
 
+    def proxy_cpu(self) -> float:
+        """CPU seconds of every proxy launched so far, the running one included."""
+        running = _cpu_or_zero(self._running.pid) if self._running else 0.0
+        return self._stopped_cpu + running
+
     def warm_up(self) -> None:
         """Launch each proxy once unmeasured: bytecode caches, mitmproxy's CA in its confdir."""
         for way in PROXIES:
             with self.start(way):
                 pass
+
+
+def _cpu_or_zero(pid: int) -> float:
+    try:
+        return cpu_seconds(pid)
+    except (OSError, ValueError):
+        return 0.0
 
 
 def _since(process: Launched) -> float:

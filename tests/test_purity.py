@@ -37,6 +37,7 @@ PURE_MODULES = [
     "waylay.flow",
     "waylay.hooks",
     "waylay.addons.dumper",
+    "waylay.filters",
 ]
 
 # Packages that are pure as a whole: each of their modules must be in PURE_MODULES.

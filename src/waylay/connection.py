@@ -619,7 +619,8 @@ class ClientConnection(asyncio.Protocol):
         try:
             await tls.handshake(limits.tls_handshake_timeout)
         except (TlsHandshakeError, TimeoutError) as exc:
-            self._client_refused(name, target.port, exc)
+            if not self._lost:  # not cut short by waylay stopping
+                self._client_refused(name, target.port, exc)
             upstream.close()
             self.transport.close()
             return None
@@ -782,6 +783,9 @@ class ClientConnection(asyncio.Protocol):
 
     def abort(self) -> None:
         """Shut this connection down now (server stopping)."""
+        # Lost now, whatever the transport is: a handshake cut short here is not the client's
+        # refusal of the certificate.
+        self._lost = True
         if self._exchange is not None:
             self._exchange.client_lost()
         for upstream in self._idle.values():

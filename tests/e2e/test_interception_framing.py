@@ -15,7 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from .contract import assert_waylay_error
 from .origin import CHUNKED_BODY, CHUNKED_TRAILERS, pattern_bytes
+from .pki import TestCA
 from .tls_clients import TlsWireClient, tls_wire
 from .tls_origin import TlsOrigin
 from .waylay_process import WaylayProcess
@@ -241,6 +243,27 @@ def test_an_idle_close_means_a_new_verified_handshake_with_the_same_sni(
     assert len(tls_origin.connections) == 2
     assert [h.sni for h in tls_origin.handshakes] == ["api.example.test", "api.example.test"]
     assert proxy.wait_for_stdout(f"GET https://api.example.test:{tls_origin.port}/echo/second 200")
+
+
+def test_a_reconnection_verifies_the_server_again(
+    proxy: WaylayProcess, tls_origin: TlsOrigin, confdir: Path, tmp_path: Path
+) -> None:
+    # Between two requests the origin closes its idle connection and starts showing a
+    # certificate from a CA waylay does not trust: the new connection is verified on its own,
+    # not trusted for what the first one was.
+    stranger_dir = tmp_path / "stranger"
+    stranger_dir.mkdir()
+    stranger = TestCA(stranger_dir, "a stranger CA").issue("stranger", cn=HOST, dns=[HOST])
+    with _client(proxy, tls_origin, confdir) as client:
+        client.send(_get("/echo/first?idle-close=0.05"))
+        assert client.read_response().status == 200
+        assert tls_origin.connections[0].closed.wait(5)
+        tls_origin.context.load_cert_chain(stranger.chain, stranger.key)
+        client.send(_get("/echo/second"))
+        response = client.read_response()
+    assert_waylay_error(response, 502, b"not trusted")
+    assert response.header("X-Waylay-Error") == b"upstream-cert-untrusted"
+    assert [r.path for r in tls_origin.requests] == ["/echo/first"]
 
 
 @pytest.mark.parametrize("tls_end", TLS_ENDS)

@@ -111,8 +111,10 @@ def run_rounds(env: Env, scenarios: list[Scenario]) -> Results:
     return results
 
 
-def _commit() -> str:
-    """The checkout's commit, ``+dirty`` when its tree has uncommitted changes."""
+def _commit(src: Path) -> str:
+    """The checkout's commit (``+dirty`` with uncommitted changes) when ``src`` is its own."""
+    if not src.is_relative_to(deps.REPO):
+        return "outside this checkout"
 
     def git(*args: str) -> str:
         return subprocess.run(
@@ -205,7 +207,10 @@ def _main(args: argparse.Namespace) -> int:
         "command": sys.argv,
         "settings": vars(settings),
         "machine": facts,
-        "waylay": {"src": str(args.waylay_src.resolve()), "commit": _commit()},
+        "waylay": {
+            "src": str(args.waylay_src.resolve()),
+            "commit": _commit(args.waylay_src.resolve()),
+        },
         "cores": vars(cores),
         "load_average": {"before": load_before, "after": load_after},
         "seconds": round(elapsed, 1),

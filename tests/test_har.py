@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from waylay import __version__
 from waylay.errors import ConfigError
@@ -588,6 +590,8 @@ BAD_INPUTS = [
     (_har(_entry(request__url=_DELETE)), "entry 1: no request.url"),
     (_har(_entry(request__method="GET /x")), "request.method 'GET /x' is not an HTTP method"),
     (_har(_entry(request__url="ftp://a.example/")), "is not an http or https URL"),
+    (_har(_entry(request__url="ftp://a\n")),
+     "entry 1 (GET ftp://a\\n): request.url 'ftp://a\\n' is not an http or https URL"),
     (_har(_entry(request__url="https://a.example:99999/")), "is not a URL (Port out of range"),
     (_har(_entry(request__headers=[{"name": "X", "value": "a\r\nInjected: 1"}])),
      "request.headers[0].value holds CR, LF or NUL"),
@@ -606,6 +610,13 @@ BAD_INPUTS = [
     (_har(_entry(startedDateTime="yesterday")), "startedDateTime 'yesterday' is not an ISO 8601"),
     (_har(_entry(startedDateTime=_DELETE)), "no startedDateTime"),
     (_har(_entry(_waylay_client="me")), "_waylay_client 'me' is not [host, port]"),
+    (_har(_entry(request__url="https://\ud800.example/")),
+     "request.url is not valid Unicode (a lone surrogate)"),
+    (_har(_entry(_waylay_error={"reason": "\udfff"})),
+     "_waylay_error.reason is not valid Unicode"),
+    (_har(_entry(request__postData={"mimeType": "application/x-www-form-urlencoded",
+                                    "params": [{"name": "\ud800", "value": "1"}]})),
+     "entry 1 (GET https://a.example/): text that is not valid Unicode"),
 ]  # fmt: skip
 
 
@@ -666,3 +677,26 @@ def test_export_into_a_missing_directory_is_an_error_naming_it(tmp_path: Path) -
     append_flows(database, [])
     with pytest.raises(ConfigError, match=r"cannot write .*nowhere/out\.har"):
         export_file(database, tmp_path / "nowhere" / "out.har")
+
+
+# --- properties ---------------------------------------------------------------------------------
+
+_CONTENT_TYPES = st.sampled_from([
+    b"", b"text/plain", b"text/html; charset=utf-8", b"text/plain; charset=ISO-8859-1",
+    b"text/plain; charset=utf-16", b"text/plain; charset=shift_jis", b"text/plain; charset=base64",
+    b"text/plain; charset=no-such-charset", b'application/json; charset="UTF-8"',
+])  # fmt: skip
+
+
+@given(
+    data=st.one_of(st.binary(max_size=300), st.text(max_size=100).map(str.encode)),
+    content_type=_CONTENT_TYPES,
+)
+def test_any_body_in_any_declared_charset_comes_back_byte_for_byte(
+    data: bytes, content_type: bytes
+) -> None:
+    headers = [(b"Content-Type", content_type)] if content_type else []
+    flow = _flow(request_headers=[(b"Host", b"h"), *headers], response_headers=headers)
+    _, (_, request_body, response_body) = _round_trip(flow, data, data)
+    assert response_body == data
+    assert request_body == (data or None)  # an empty request body exports no postData

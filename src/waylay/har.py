@@ -404,6 +404,15 @@ def _string(parent: dict[str, Any], where: str, *, required: bool = False) -> st
         return ""
     if not isinstance(value, str):
         raise ConfigError(f"no {where}" if value is None else f"{where} is not a string")
+    return _unicode(value, where)
+
+
+def _unicode(value: str, where: str) -> str:
+    # JSON can escape half a surrogate pair ("\ud800"); no text column can store that.
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ConfigError(f"{where} is not valid Unicode (a lone surrogate)") from None
     return value
 
 
@@ -486,7 +495,7 @@ def _content_bytes(content: dict[str, Any], where: str) -> bytes | None:
         raise ConfigError(f"{where}.text is not a string")
     encoding = content.get("encoding")
     if encoding in (None, ""):
-        charset = _charset(content.get("mimeType") or "")
+        charset = _charset(_string(content, f"{where}.mimeType"))
         try:
             return text.encode(charset)
         except UnicodeEncodeError:
@@ -507,7 +516,7 @@ def _post_data(request_entry: dict[str, Any]) -> bytes | None:
     if data is None and post.get("params"):
         # HAR allows form fields instead of text; a urlencoded form is rebuilt from them.
         params = post["params"]
-        mime_type = post.get("mimeType") or ""
+        mime_type = _string(post, "request.postData.mimeType")
         if isinstance(params, list) and mime_type.startswith("application/x-www-form-urlencoded"):
             fields = [
                 (str(p.get("name", "")), str(p.get("value", "")))
@@ -574,9 +583,10 @@ def _error(entry: dict[str, Any], chrome_error: Any) -> Error | None:
     ours = entry.get("_waylay_error")
     if isinstance(ours, dict) and isinstance(ours.get("reason"), str):
         code = ours.get("code")
-        return Error(ours["reason"], code if isinstance(code, str) else "")
+        code = _unicode(code, "_waylay_error.code") if isinstance(code, str) else ""
+        return Error(_unicode(ours["reason"], "_waylay_error.reason"), code)
     if isinstance(chrome_error, str) and chrome_error:
-        return Error(chrome_error, "")
+        return Error(_unicode(chrome_error, "response._error"), "")
     return None
 
 
@@ -592,7 +602,7 @@ def _address(entry: dict[str, Any], key: str) -> tuple[str, int] | None:
         or isinstance(value[1], bool)
     ):
         raise ConfigError(f"{key} {value!r} is not [host, port]")
-    return value[0], value[1]
+    return _unicode(value[0], key), value[1]
 
 
 def _server_ip(entry: dict[str, Any], port: int) -> tuple[str, int] | None:
@@ -646,13 +656,20 @@ def _convert(
 ) -> tuple[Flow, bytes | None, bytes | None]:
     try:
         return entry_to_flow(entry)
-    except ConfigError as exc:
+    except (ConfigError, UnicodeError) as exc:
+        reason = exc.reason if isinstance(exc, ConfigError) else "text that is not valid Unicode"
         request = entry.get("request")
         what = ""
         if isinstance(request, dict) and isinstance(request.get("url"), str):
             method = request.get("method")
-            what = f" ({method} {request['url'][:80]})" if isinstance(method, str) else ""
-        raise ConfigError(f"{source}: entry {number}{what}: {exc.reason}") from None
+            if isinstance(method, str):
+                what = f" ({_printable(method[:20])} {_printable(request['url'][:80])})"
+        raise ConfigError(f"{source}: entry {number}{what}: {reason}") from None
+
+
+def _printable(text: str) -> str:
+    """``text`` for a one-line message: control characters escaped."""
+    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
 
 
 def import_file(har_path: Path, db_path: Path) -> list[int]:

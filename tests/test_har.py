@@ -545,6 +545,40 @@ def test_export_file_writes_what_export_har_builds(tmp_path: Path) -> None:
     assert written == json.loads(json.dumps(export_har(stored)))
 
 
+@pytest.mark.parametrize(
+    ("expression", "paths"),
+    [
+        ("~m PUT", [b"/put"]),
+        ("~c 404 | ~q", [b"/missing", b"/failed"]),
+        ("~bs needle", [b"/put"]),  # a body operator: evaluated row by row
+        ("!~u /put", [b"/missing", b"/failed"]),
+    ],
+)
+def test_export_file_writes_only_what_the_filter_matches(
+    tmp_path: Path, expression: str, paths: list[bytes]
+) -> None:
+    database = tmp_path / "flows.db"
+    put = _flow(path=b"/put")
+    put.request.method = b"PUT"
+    missing = _flow(path=b"/missing", status=404)
+    append_flows(database, [(put, None, b"a needle"), (missing, None, b"no"),
+                            (_flow(path=b"/failed", status=None), None, None)])  # fmt: skip
+    out = tmp_path / "out.har"
+    assert export_file(database, out, filter_text=expression) == len(paths)
+    urls = [e["request"]["url"] for e in json.loads(out.read_text())["log"]["entries"]]
+    assert urls == [f"https://api.example.test{p.decode()}" for p in paths]
+
+
+def test_a_bad_filter_is_a_one_line_error_and_writes_nothing(tmp_path: Path) -> None:
+    database = tmp_path / "flows.db"
+    append_flows(database, [(_flow(), None, None)])
+    with pytest.raises(ConfigError) as caught:
+        export_file(database, tmp_path / "out.har", filter_text="~c abc")
+    assert caught.value.reason.startswith("--filter ~c abc: ")
+    assert "column 4" in caught.value.reason and "\n" not in caught.value.reason
+    assert not (tmp_path / "out.har").exists()
+
+
 # --- bad input ----------------------------------------------------------------------------------
 
 

@@ -230,11 +230,17 @@ def _har_command(commands: Any) -> None:
     export = actions.add_parser(
         "export",
         help="write the flows of a flow database to a HAR file",
-        description="Write the flows of FILE, in the order they started, with their bodies, "
-        "to OUT.har (created 0600, replaced whole or not at all).",
+        description="Write the flows of FILE (those EXPR matches, with --filter), in the "
+        "order they started, with their bodies, to OUT.har (created 0600, replaced whole or "
+        "not at all).",
     )
     export.add_argument("file", metavar="FILE", help="the flow database")
     export.add_argument("-o", "--output", metavar="OUT.har", required=True, help="the HAR file")
+    export.add_argument(
+        "--filter",
+        metavar="EXPR",
+        help="only the flows EXPR matches, in the filter language of docs/flows.md",
+    )
     imports = actions.add_parser(
         "import",
         help="append the entries of a HAR file to a flow database",
@@ -268,7 +274,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _listing(lambda: list_flows(Path(args.file), sys.stdout, as_json=args.json))
         if args.command == "har":
             if args.har_action == "export":
-                count = export_file(Path(args.file), Path(args.output))
+                count = export_file(Path(args.file), Path(args.output), filter_text=args.filter)
                 print(f"waylay: exported {count} flows to {args.output}", file=sys.stderr)
             else:
                 ids = import_file(Path(args.input), Path(args.output))

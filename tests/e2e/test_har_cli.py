@@ -86,6 +86,27 @@ def test_a_real_export_goes_in_is_listed_and_comes_out(
         )
 
 
+def test_export_with_a_filter_writes_the_matching_flows(
+    run_waylay: RunWaylay, tmp_path: Path
+) -> None:
+    database = tmp_path / "flows.db"
+    assert run_waylay("har", "import", str(EXPORTS / "chrome.har"), "-o",
+                      str(database)).returncode == 0  # fmt: skip
+    out = tmp_path / "google.har"
+    result = run_waylay("har", "export", str(database), "-o", str(out), "--filter",
+                        "~d google & !~q")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert _one_line(result.stderr) == f"waylay: exported 1 flows to {out}"
+    (entry,) = _entries(out)
+    assert entry["request"]["url"].endswith("googlelogo_light_color_272x92dp.png")
+
+    bad = run_waylay("har", "export", str(database), "-o", str(out), "--filter", "~c abc")
+    assert bad.returncode == 2
+    line = _one_line(bad.stderr)
+    assert line.startswith("waylay: error: --filter ~c abc: ") and "column 4" in line
+    assert _entries(out) == [entry]  # the earlier export, untouched
+
+
 def test_importing_twice_appends(run_waylay: RunWaylay, tmp_path: Path) -> None:
     database = tmp_path / "flows.db"
     for _ in range(2):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import gzip
 import json
+import sqlite3
 import zlib
 from datetime import datetime
 from pathlib import Path
@@ -704,6 +705,23 @@ def test_export_from_a_file_that_is_not_a_database_leaves_the_output_alone(
         export_file(notes, out)
     assert out.read_text() == "previous export"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt", "out.har"]
+
+
+def test_a_database_damaged_inside_is_a_one_line_error_and_writes_nothing(
+    tmp_path: Path,
+) -> None:
+    database = tmp_path / "flows.db"
+    append_flows(database, [(_flow(path=b"/%d" % n), None, b"x" * 3000) for n in range(50)])
+    db = sqlite3.connect(database)
+    page_size = db.execute("PRAGMA page_size").fetchone()[0]
+    (root,) = db.execute("SELECT rootpage FROM sqlite_master WHERE name = 'headers'").fetchone()
+    db.close()
+    with database.open("r+b") as damaged:  # the header table's root page, not the schema's
+        damaged.seek((root - 1) * page_size)
+        damaged.write(b"\xff" * page_size)
+    with pytest.raises(ConfigError, match=r"flows\.db: cannot read its flows \(database disk"):
+        export_file(database, tmp_path / "out.har")
+    assert [p.name for p in tmp_path.iterdir() if "out.har" in p.name] == []  # nor a temporary
 
 
 def test_export_into_a_missing_directory_is_an_error_naming_it(tmp_path: Path) -> None:

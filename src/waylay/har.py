@@ -700,6 +700,8 @@ def export_file(db_path: Path, out_path: Path, *, filter_text: str | None = None
     try:
         register_functions(db)
         return _write_atomically(out_path, lambda out: _write_har(out, _stored(db, where, params)))
+    except sqlite3.DatabaseError as exc:  # damaged past the pages open_readonly checks
+        raise ConfigError(f"{db_path}: cannot read its flows ({exc})") from None
     finally:
         db.close()
 

@@ -22,6 +22,7 @@ from waylay.addons.dumper import Dumper
 from waylay.certs.ca import CertificateAuthority
 from waylay.context import ProxyContext
 from waylay.errors import ConfigError
+from waylay.filters import Filter
 from waylay.flowlist import list_flows
 from waylay.har import export_file, import_file
 from waylay.hooks import HookTable
@@ -50,6 +51,7 @@ def _proxy_flags(parser: argparse.ArgumentParser) -> None:
         f"socket on every address, [::1]:8080 an IPv6 literal (default {DEFAULT_LISTEN})",
     )
     _client_flags(parser)
+    _filter_flag(parser, "show only the flows that match EXPR (see docs/flows.md)")
     flows = parser.add_argument_group("recording flows")
     flows.add_argument(
         "--save",
@@ -136,6 +138,10 @@ def _client_flags(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _filter_flag(parser: argparse.ArgumentParser, meaning: str) -> None:
+    parser.add_argument("--filter", metavar="EXPR", help=meaning)
+
+
 def _body_limit_flag(group: argparse._ArgumentGroup | argparse.ArgumentParser) -> None:
     group.add_argument(
         "--body-limit",
@@ -168,6 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     flows.add_argument("file", metavar="FILE", help="the flow database")
     flows.add_argument("--json", action="store_true", help="one JSON object per flow and line")
+    _filter_flag(flows, "list only the flows that match EXPR (see docs/flows.md)")
     replay = commands.add_parser(
         "replay",
         help="send saved requests again (client replay)",
@@ -178,6 +185,7 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("file", metavar="FILE", help="the flow database to replay from and to")
     _client_flags(replay)
     _body_limit_flag(replay)
+    _filter_flag(replay, "replay only the flows that match EXPR (see docs/flows.md)")
     _har_command(commands)
     return parser
 
@@ -271,7 +279,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "replay":
             return run_replay(replace(options, save=Path(args.file)))
         if args.command == "flows":
-            return _listing(lambda: list_flows(Path(args.file), sys.stdout, as_json=args.json))
+            return _listing(
+                lambda: list_flows(
+                    Path(args.file), sys.stdout, as_json=args.json, only=options.filter
+                )
+            )
         if args.command == "har":
             if args.har_action == "export":
                 count = export_file(Path(args.file), Path(args.output), filter_text=args.filter)
@@ -314,21 +326,22 @@ def _flags(args: argparse.Namespace) -> dict[str, Any]:
         "body_limit",
         "server_replay",
         "server_replay_strict",
+        "filter",
     )
     return {name: getattr(args, name, None) for name in names}
 
 
-def _context(options: Options) -> ProxyContext:
+def _context(options: Options, *, show: Filter | None) -> ProxyContext:
     addons: list[object] = []
     if not options.quiet:
-        addons.append(Dumper(sys.stdout))
+        addons.append(Dumper(sys.stdout, only=show))
     table = load_hosts(options.hosts) if options.hosts else {}
     resolver = Resolver(table, hosts_only=options.hosts_only, lookup=dns_lookup)
     return ProxyContext.build(options, resolver, HookTable(addons))
 
 
 def run_dump(options: Options) -> int:
-    ctx = _context(options)
+    ctx = _context(options, show=options.filter)
     raise_open_file_limit()
     return asyncio.run(_serve(ctx))
 
@@ -337,11 +350,12 @@ def run_replay(options: Options) -> int:
     assert options.save is not None
     if not options.save.is_file():
         raise ConfigError(f"{options.save}: no such flow database")
-    ctx = _context(options)
+    # Every replayed flow is shown: --filter chose which flows to replay.
+    ctx = _context(options, show=None)
 
     async def replay() -> int:
         try:
-            count = await replay_stored(ctx)
+            count = await replay_stored(ctx, options.filter)
         finally:
             ctx.store.close()
             ctx.certs.close()

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from waylay.addons.dumper import Dumper
+from waylay.filters import Filter, register_functions
 from waylay.flow import Flow
 from waylay.store.reader import iter_flows, open_readonly
 
@@ -36,10 +37,13 @@ def flow_json(flow: Flow) -> dict[str, Any]:
     }
 
 
-def list_flows(path: Path, out: TextIO, *, as_json: bool = False, where: str = "",
-               params: tuple[object, ...] = ()) -> int:  # fmt: skip
-    """Write the flows of ``path`` to ``out``; the number written."""
+def list_flows(
+    path: Path, out: TextIO, *, as_json: bool = False, only: Filter | None = None
+) -> int:
+    """Write the flows of ``path`` (those ``only`` matches) to ``out``; the number written."""
     db = open_readonly(path)
+    where, params = only.to_sql() if only is not None else ("", [])
+    register_functions(db)
     dumper = Dumper(out)
     count = 0
     try:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from waylay.errors import ConfigError
+from waylay.filters import Filter, FilterError, parse_filter
 
 DEFAULT_LISTEN = "127.0.0.1:8080"
 
@@ -114,6 +115,8 @@ class Options:
     # A flow database whose responses answer matching requests (method and URL).
     server_replay: Path | None = None
     server_replay_strict: bool = False
+    # --filter: only flows that match are shown (dump) or selected (flows, replay, har).
+    filter: Filter | None = None
     limits: Limits = field(default_factory=Limits)
 
 
@@ -133,6 +136,7 @@ _CONFIG_KEYS = {
     "body-limit": "body_limit",
     "server-replay": "server_replay",
     "server-replay-strict": "server_replay_strict",
+    "filter": "filter",
 }
 # Settings whose relative paths are relative to the config file.
 _PATH_KEYS = frozenset({"hosts", "upstream_ca", "save", "server_replay"})
@@ -181,6 +185,8 @@ def build_options(flags: dict[str, Any]) -> Options:
     for flag in ("hosts", "upstream_ca", "save", "server_replay"):
         if flag in merged:
             values[flag] = Path(_expect(merged, flag, (str, Path))).expanduser()
+    if "filter" in merged:
+        values["filter"] = _filter(_expect(merged, "filter", str))
     if "body_limit" in merged:
         values["body_limit"] = parse_size("--body-limit", merged["body_limit"])
     if "ignore_hosts" in merged:
@@ -234,6 +240,14 @@ def parse_size(flag: str, value: object) -> int:
     if not number.isdecimal() or not number.isascii():
         raise ConfigError(f"{flag} {value!r}: expected a size such as 1048576, 512k, 64m or 1g")
     return int(number) * _SIZE_UNITS[unit]
+
+
+def _filter(text: str) -> Filter:
+    try:
+        return parse_filter(text)
+    except FilterError as exc:
+        # The CLI prints one line: the reason, then where, as "at column N".
+        raise ConfigError(f"--filter {text!r}: {exc.reason} at column {exc.column}") from None
 
 
 def _regex(flag: str, pattern: str) -> str:

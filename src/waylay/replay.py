@@ -20,6 +20,7 @@ from typing import Any
 
 from waylay.connection import ClientConnection
 from waylay.context import ProxyContext
+from waylay.filters import Filter, register_functions
 from waylay.flow import Flow
 from waylay.http1.head import header_value
 from waylay.http1.serialize import chunk, last_chunk, request_head
@@ -120,10 +121,12 @@ async def replay_one(ctx: ProxyContext, flow: Flow, request_body: bytes) -> None
     await done
 
 
-async def replay_stored(ctx: ProxyContext, where: str = "", params: tuple[Any, ...] = ()) -> int:
-    """Replay the stored flows matching ``where`` (SQL over `f`); the number replayed."""
+async def replay_stored(ctx: ProxyContext, only: Filter | None = None) -> int:
+    """Replay the stored flows that ``only`` matches (all without it); the number replayed."""
     path = ctx.store.path
     db = open_readonly(path)
+    where, params = only.to_sql() if only is not None else ("", [])
+    register_functions(db)
     try:
         # The selection is fixed before the first replay: the new flows land in the same file.
         selected = [flow.store_id for flow in iter_flows(db, where, params)]

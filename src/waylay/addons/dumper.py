@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from typing import TextIO
 
+from waylay.filters import Filter
 from waylay.flow import Flow
 
 _RESET = "\033[0m"
@@ -43,11 +44,18 @@ def human_duration(seconds: float) -> str:
 class Dumper:
     """Prints `time client METHOD URL status size duration` for every flow."""
 
-    def __init__(self, out: TextIO, *, colour: bool | None = None) -> None:
+    def __init__(
+        self, out: TextIO, *, colour: bool | None = None, only: Filter | None = None
+    ) -> None:
         self._out = out
         self._colour = out.isatty() if colour is None else colour
+        # --filter: only flows that match are shown (bodies are not held for it, so a body
+        # operator matches nothing live; `waylay flows --filter` sees the stored bodies).
+        self._only = only
 
     def response(self, flow: Flow) -> None:
+        if self._only is not None and not self._only.matches(flow):
+            return
         response = flow.response
         assert response is not None
         status = str(response.status_code)
@@ -56,6 +64,8 @@ class Dumper:
         self._write(flow, f"{status} {human_size(flow.response_body_size)}")
 
     def error(self, flow: Flow) -> None:
+        if self._only is not None and not self._only.matches(flow):
+            return
         assert flow.error is not None
         text = f"<< {flow.error.reason}"
         if self._colour:

@@ -150,7 +150,11 @@ def flow_from_row(
         request=request,
         server_address=(server, values["server_port"]) if server is not None else None,
         response=response,
-        error=Error(values["error"], values["error_code"] or "") if values["error"] else None,
+        error=(
+            Error(values["error"], values["error_code"] or "")
+            if values["error"] is not None
+            else None
+        ),
         timestamps=Timestamps(start=values["started"], end=values["ended"] or 0.0),
         request_body_size=values["request_size"],
         response_body_size=values["response_size"],

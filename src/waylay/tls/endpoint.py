@@ -247,7 +247,10 @@ class TlsTransport(asyncio.Transport, asyncio.Protocol):
     # -- the transport of the protocol above (plaintext) ---------------------------------
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
-        if self._closing or self._ssl is None or not data:
+        # Also once the socket is closing under us (a reset the loop has not reported yet):
+        # one read upstream hands up many records, and each write to a lost socket is
+        # counted, then warned about ("socket.send() raised exception.").
+        if self._closing or self._ssl is None or not data or self._raw.is_closing():
             return
         self._ssl.write(data)
         self._flush()

@@ -244,11 +244,7 @@ def _har_command(commands: Any) -> None:
     )
     export.add_argument("file", metavar="FILE", help="the flow database")
     export.add_argument("-o", "--output", metavar="OUT.har", required=True, help="the HAR file")
-    export.add_argument(
-        "--filter",
-        metavar="EXPR",
-        help="only the flows EXPR matches, in the filter language of docs/flows.md",
-    )
+    _filter_flag(export, "export only the flows that match EXPR (see docs/flows.md)")
     imports = actions.add_parser(
         "import",
         help="append the entries of a HAR file to a flow database",
@@ -286,7 +282,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
         if args.command == "har":
             if args.har_action == "export":
-                count = export_file(Path(args.file), Path(args.output), filter_text=args.filter)
+                count = export_file(Path(args.file), Path(args.output), only=options.filter)
                 print(f"waylay: exported {count} flows to {args.output}", file=sys.stderr)
             else:
                 ids = import_file(Path(args.input), Path(args.output))

@@ -54,7 +54,7 @@ from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 
 from waylay import __version__
 from waylay.errors import ConfigError
-from waylay.filters import FilterError, parse_filter, register_functions
+from waylay.filters import Filter, register_functions
 from waylay.flow import Error, Flow, Request, Response, Timestamps
 from waylay.http1.head import Headers, header_value, header_values
 from waylay.store.bulk import append_flows
@@ -685,17 +685,11 @@ def import_file(har_path: Path, db_path: Path) -> list[int]:
     return append_flows(db_path, flows)
 
 
-def export_file(db_path: Path, out_path: Path, *, filter_text: str | None = None) -> int:
-    """Write the flows of ``db_path`` (those ``filter_text`` matches, when given) to the HAR
-    file ``out_path``; the number written. The file appears whole or not at all (0600: it
-    holds cookies and bodies), and memory holds one flow's bodies at a time."""
-    where: str = ""
-    params: list[object] = []
-    if filter_text is not None:
-        try:
-            where, params = parse_filter(filter_text).to_sql()
-        except FilterError as exc:
-            raise ConfigError(f"--filter {exc}") from None
+def export_file(db_path: Path, out_path: Path, *, only: Filter | None = None) -> int:
+    """Write the flows of ``db_path`` (those ``only`` matches, when given) to the HAR file
+    ``out_path``; the number written. The file appears whole or not at all (0600: it holds
+    cookies and bodies), and memory holds one flow's bodies at a time."""
+    where, params = only.to_sql() if only is not None else ("", [])
     db = open_readonly(db_path)
     try:
         register_functions(db)

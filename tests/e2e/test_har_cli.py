@@ -103,7 +103,7 @@ def test_export_with_a_filter_writes_the_matching_flows(
     bad = run_waylay("har", "export", str(database), "-o", str(out), "--filter", "~c abc")
     assert bad.returncode == 2
     line = _one_line(bad.stderr)
-    assert line.startswith("waylay: error: --filter ~c abc: ") and "column 4" in line
+    assert line.startswith("waylay: error: --filter '~c abc': ") and "column 4" in line
     assert _entries(out) == [entry]  # the earlier export, untouched
 
 

@@ -25,7 +25,7 @@ from cryptography import x509
 from .contract import assert_waylay_error
 from .origin import MiB
 from .pki import Issued, TestCA
-from .tls_clients import TlsWireClient, client_context, connect_tunnel, tls_wire
+from .tls_clients import SClient, TlsWireClient, client_context, connect_tunnel, tls_wire
 from .tls_origin import SilentServer, TlsOrigin
 from .waylay_process import StartWaylay, WaylayProcess
 from .wire import IncompleteResponse, WireClient, request_bytes
@@ -230,6 +230,24 @@ def test_an_error_page_inside_tls_survives_a_client_still_sending(
         assert client.wait_closed() == b""
     assert client.ended == "close_notify"
     assert tls_origin.requests == []
+
+
+def test_a_client_renegotiation_is_refused_and_nothing_else_breaks(
+    proxy: WaylayProcess, tls_origin: TlsOrigin, confdir: Path
+) -> None:
+    # openssl s_client's `R` on TLS 1.2: waylay's OpenSSL refuses a client-initiated
+    # renegotiation (an alert), as OpenSSL 3 servers do by default; the client gives up.
+    client = SClient(proxy, f"{HOST}:{tls_origin.port}", confdir, "-tls1_2")
+    try:
+        assert client.read_until(b"Verify return code: 0 (ok)")
+        client.send(b"GET /echo/before HTTP/1.1\nHost: www.example.test\n\n")
+        assert client.read_until(b'"/echo/before"')
+        client.send(b"R\n")
+        assert client.read_until(b"no renegotiation"), client.output[-500:]
+    finally:
+        client.close()
+    assert tls_origin.connections[0].closed.wait(5)
+    _served_normally(proxy, tls_origin, confdir)
 
 
 # --- the origin ---------------------------------------------------------------------------

@@ -18,7 +18,7 @@ import pytest
 from .contract import assert_waylay_error
 from .origin import CHUNKED_BODY, CHUNKED_TRAILERS, pattern_bytes
 from .pki import TestCA
-from .tls_clients import TlsWireClient, tls_wire
+from .tls_clients import SClient, TlsWireClient, tls_wire
 from .tls_origin import TlsOrigin
 from .waylay_process import WaylayProcess
 from .wire import request_bytes
@@ -221,6 +221,25 @@ def test_read_until_close_response_ends_when_the_origin_closes(
     assert response.body == pattern_bytes(size)
     assert response.header("Connection") == b"close"
     assert client.ended  # the end of the body, which is the end of the connection
+
+
+def test_a_key_update_mid_session_keeps_it_going(
+    proxy: WaylayProcess, tls_origin: TlsOrigin, confdir: Path
+) -> None:
+    # openssl s_client's `K`: a TLS 1.3 KeyUpdate that asks waylay to update its keys too.
+    # Reading it makes waylay write (its own KeyUpdate); the session must go on both ways.
+    client = SClient(proxy, _authority(tls_origin), confdir, "-tls1_3")
+    try:
+        assert client.read_until(b"Verify return code: 0 (ok)")
+        client.send(b"GET /echo/before HTTP/1.1\nHost: www.example.test\n\n")
+        assert client.read_until(b'"/echo/before"')
+        client.send(b"K\n")
+        assert client.read_until(b"KEYUPDATE")
+        client.send(b"GET /echo/after HTTP/1.1\nHost: www.example.test\n\n")
+        assert client.read_until(b'"/echo/after"'), client.output[-500:]
+    finally:
+        client.close()
+    assert len(tls_origin.connections) == 1
 
 
 # --- the server's connection ends between requests ----------------------------------------

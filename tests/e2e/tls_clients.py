@@ -4,9 +4,11 @@ trusting waylay's CA from the test's confdir."""
 from __future__ import annotations
 
 import contextlib
+import select
 import socket
 import ssl
 import subprocess
+import time
 from pathlib import Path
 
 from cryptography import x509
@@ -186,3 +188,51 @@ def tls_wire(
     if handshake:
         client.handshake()
     return client
+
+
+class SClient:
+    """``openssl s_client`` through waylay, interactive: lines in, what it prints out.
+
+    Its command letters at the start of a line (``K``: a TLS 1.3 KeyUpdate asking for one
+    back, ``R``: a TLS 1.2 renegotiation) make it do to the session what no Python client can.
+    """
+
+    def __init__(self, proxy: WaylayProcess, authority: str, confdir: Path, *flags: str) -> None:
+        host = authority.rsplit(":", 1)[0]
+        command = [
+            "openssl", "s_client", "-proxy", f"127.0.0.1:{proxy.port}", "-connect", authority,
+            "-servername", host, "-CAfile", str(waylay_ca(confdir)), "-crlf", *flags,
+        ]  # fmt: skip
+        self.proc = subprocess.Popen(
+            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        )
+        self.output = b""
+
+    def send(self, line: bytes) -> None:
+        assert self.proc.stdin is not None
+        with contextlib.suppress(BrokenPipeError):  # it may have quit: read_until tells
+            self.proc.stdin.write(line)
+            self.proc.stdin.flush()
+
+    def read_until(self, marker: bytes, timeout: float = 5.0) -> bool:
+        """Read until ``marker`` was printed (True), or it quits or time is up (False)."""
+        assert self.proc.stdout is not None
+        deadline = time.monotonic() + timeout
+        while marker not in self.output and time.monotonic() < deadline:
+            readable, _, _ = select.select([self.proc.stdout], [], [], 0.1)
+            if readable:
+                data = self.proc.stdout.read1(65536)
+                if not data:
+                    break
+                self.output += data
+        return marker in self.output
+
+    def close(self) -> None:
+        with contextlib.suppress(BrokenPipeError):
+            assert self.proc.stdin is not None
+            self.proc.stdin.close()
+        try:
+            self.proc.wait(5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()

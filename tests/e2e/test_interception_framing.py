@@ -15,10 +15,11 @@ from pathlib import Path
 
 import pytest
 
+from .clients import httpx_client
 from .contract import assert_waylay_error
 from .origin import CHUNKED_BODY, CHUNKED_TRAILERS, pattern_bytes
 from .pki import TestCA
-from .tls_clients import SClient, TlsWireClient, tls_wire
+from .tls_clients import SClient, TlsWireClient, client_context, tls_wire
 from .tls_origin import TlsOrigin
 from .waylay_process import WaylayProcess
 from .wire import request_bytes
@@ -221,6 +222,28 @@ def test_read_until_close_response_ends_when_the_origin_closes(
     assert response.body == pattern_bytes(size)
     assert response.header("Connection") == b"close"
     assert client.ended  # the end of the body, which is the end of the connection
+
+
+def test_httpx_keeps_one_tunnel_for_many_requests(
+    proxy: WaylayProcess, tls_origin: TlsOrigin, confdir: Path
+) -> None:
+    # A real client's keep-alive inside one tunnel: plain GETs, a streamed download, a
+    # chunked upload from a generator, a HEAD — one CONNECT, one server connection.
+    size = 5 * 1024 * 1024
+    with httpx_client(proxy.url, verify=client_context(confdir)) as client:
+        for n in range(10):
+            assert client.get(tls_origin.url(f"/echo/{n}")).json()["target"] == f"/echo/{n}"
+        digest = hashlib.sha256()
+        with client.stream("GET", tls_origin.url(f"/download/{size}")) as download:
+            for piece in download.iter_bytes():
+                digest.update(piece)
+        assert digest.hexdigest() == hashlib.sha256(pattern_bytes(size)).hexdigest()
+        pieces = [pattern_bytes(100_000), b"tail"]
+        echoed = client.post(tls_origin.url("/echo/upload"), content=iter(pieces)).json()
+        assert echoed["body_length"] == sum(map(len, pieces))
+        assert client.head(tls_origin.url("/bytes/123")).headers["Content-Length"] == "123"
+    assert len(tls_origin.connections) == 1
+    assert len(tls_origin.requests) == 13
 
 
 def test_a_key_update_mid_session_keeps_it_going(

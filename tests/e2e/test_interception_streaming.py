@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import socket
+import struct
 import subprocess
 import threading
 import time
@@ -19,11 +21,12 @@ from pathlib import Path
 
 import pytest
 
-from .origin import SLOW_READ_RATE, MiB, pattern_bytes, pattern_chunks, pattern_sha256
-from .tls_clients import TlsWireClient, tls_wire, waylay_ca
+from .contract import proxy_request
+from .origin import SLOW_READ_RATE, MiB, Origin, pattern_bytes, pattern_chunks, pattern_sha256
+from .tls_clients import TlsWireClient, client_context, tls_wire, waylay_ca
 from .tls_origin import TlsOrigin
 from .waylay_process import WaylayProcess, clean_env
-from .wire import request_bytes
+from .wire import WireClient, request_bytes
 
 SIZE = 300 * MiB
 PEAK_RSS_LIMIT = 100 * MiB
@@ -176,3 +179,62 @@ def test_an_upgraded_tunnel_inside_tls_that_nobody_reads_stays_bounded(
     print(f"stalled TLS tunnel: {sent[0] / MiB:.0f} MiB sent, waylay peak {peak / MiB:.1f} MiB")
     assert sent[0] < 100 * MiB
     assert peak < PEAK_RSS_LIMIT, f"waylay peak RSS {peak / MiB:.1f} MiB"
+
+
+def test_a_client_still_full_when_its_tunnel_turns_tls_is_served_once_it_reads(
+    proxy: WaylayProcess, origin: Origin, tls_origin: TlsOrigin, confdir: Path
+) -> None:
+    # Pipelined requests the client does not read fill waylay's write buffer to it; the last
+    # answer takes it over the high-water mark (pause_writing), and the CONNECT and
+    # ClientHello behind them are handled at once. The client drains everything while it
+    # handshakes — the resume_writing comes while the TLS session has no protocol yet — and
+    # the requests inside must not start with their server held back for a full client.
+    requests = [proxy_request(origin, "GET", f"/big-head?n={n}") for n in range(150)]
+    # How many answers fill waylay's buffer on this machine: the origin sees one request
+    # more than the exchanges that completed (the next one waits for the client to read).
+    with _small_window_socket(proxy.port) as probe:
+        probe.sendall(b"".join(requests))
+        time.sleep(1.5)
+        forwarded = len(origin.requests)
+        _reset(probe)
+    count = forwarded - 1
+    assert count < 150, "waylay never waited for this client"
+    authority = f"{HOST}:{tls_origin.port}"
+    sock = _small_window_socket(proxy.port)
+    client = TlsWireClient(sock, client_context(confdir), HOST)
+    with client:
+        connect = f"CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\n\r\n".encode()
+        sock.sendall(b"".join(requests[:count]) + connect + client.client_hello())
+        time.sleep(1.5)  # the CONNECT turns TLS while the client reads nothing
+        plain = _PlainView(sock)
+        for _ in range(count):
+            assert plain.read_response().status == 204
+        assert plain.read_response(b"CONNECT").status == 200
+        client.already_received(plain.read_available(0.05))
+        client.handshake()
+        client.send(request_bytes("GET", "/echo/inside", [("Host", HOST)]))
+        sock.settimeout(5.0)  # not the 60 s of a server held back, then a 504
+        assert client.read_response().json()["target"] == "/echo/inside"
+
+
+class _PlainView(WireClient):
+    """A WireClient reading the plain bytes that come before TLS on a socket."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self._buffer = bytearray()
+        self._eof = False
+
+
+def _small_window_socket(port: int) -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    # Before connect, so the window the client announces is small from the start.
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16 * 1024)
+    sock.settimeout(10.0)
+    sock.connect(("127.0.0.1", port))
+    return sock
+
+
+def _reset(sock: socket.socket) -> None:
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    sock.close()

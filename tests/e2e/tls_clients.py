@@ -117,9 +117,17 @@ class TlsWireClient(WireClient):
 
     def send_client_hello(self) -> None:
         """Only the first flight; `handshake` goes on from there."""
+        self.sock.sendall(self.client_hello())
+
+    def client_hello(self) -> bytes:
+        """The first flight, not sent: for a test that sends it along with other bytes."""
         with contextlib.suppress(ssl.SSLWantReadError):
             self.tls.do_handshake()
-        self._flush()
+        return self._outgoing.read()
+
+    def already_received(self, data: bytes) -> None:
+        """TLS bytes read from the socket before this client took it over."""
+        self._incoming.write(data)
 
     def _flush(self) -> None:
         if self._outgoing.pending:

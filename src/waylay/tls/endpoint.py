@@ -63,6 +63,7 @@ class TlsTransport(asyncio.Transport, asyncio.Protocol):
         "_handshaking",
         "_in",
         "_loop",
+        "_missed_writing",
         "_out",
         "_paused",
         "_protocol",
@@ -96,6 +97,9 @@ class TlsTransport(asyncio.Transport, asyncio.Protocol):
         self._error: Exception | None = None  # what ended the session, for connection_lost
         self._handshaking = True
         self._handshake_waiter: asyncio.Future[None] | None = None
+        # The socket's last pause_writing (True) or resume_writing (False) while no protocol
+        # was attached, to be told to the protocol when it is.
+        self._missed_writing: bool | None = None
         if pending:
             self._in.write(pending)
         raw.set_protocol(self)
@@ -153,6 +157,13 @@ class TlsTransport(asyncio.Transport, asyncio.Protocol):
         self._paused = False
         if notify:
             protocol.connection_made(self)
+        # The socket's write buffer may have filled or drained during the handshake: a
+        # protocol that was the socket's own before (notify=False) may still think it full.
+        missed, self._missed_writing = self._missed_writing, None
+        if missed is True:
+            protocol.pause_writing()
+        elif missed is False:
+            protocol.resume_writing()
         if not self._paused and not self._closing:
             self._raw.resume_reading()
             self._loop.call_soon(self._deliver_if_reading)
@@ -193,11 +204,15 @@ class TlsTransport(asyncio.Transport, asyncio.Protocol):
             protocol.connection_lost(exc or self._error)
 
     def pause_writing(self) -> None:
-        if self._protocol is not None:
+        if self._protocol is None:
+            self._missed_writing = True
+        else:
             self._protocol.pause_writing()
 
     def resume_writing(self) -> None:
-        if self._protocol is not None:
+        if self._protocol is None:
+            self._missed_writing = False
+        else:
             self._protocol.resume_writing()
 
     def _deliver(self) -> None:

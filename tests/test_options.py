@@ -89,7 +89,7 @@ def test_confdir_from_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
 @pytest.mark.parametrize(
     ("config", "message"),
     [
-        ("filter = '~q'\n", "unknown setting 'filter'"),
+        ("scripts = ['a.py']\n", "unknown setting 'scripts'"),
         ("quiet = 'yes'\n", "wrong type"),
         ("listen = [1]\n", "wrong type"),
         ("quiet = \n", "not valid TOML"),

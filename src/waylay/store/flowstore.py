@@ -33,7 +33,14 @@ from typing import Any
 
 from waylay.errors import ConfigError
 from waylay.flow import Flow
-from waylay.store.rows import INSERT_BODY, INSERT_FLOW, INSERT_HEADER, flow_row, header_rows
+from waylay.store.rows import (
+    INSERT_BODY,
+    INSERT_FLOW,
+    INSERT_HEADER,
+    decoded_header_rows,
+    flow_row,
+    header_parts,
+)
 from waylay.store.schema import (
     REQUEST_BODY,
     REQUEST_DROPPED,
@@ -196,7 +203,9 @@ class FlowStore:
         store_id = flow.store_id
         if store_id is None:
             store_id = flow.store_id = self._take_id()
-        self._add(("flow", flow_row(flow, store_id), header_rows(flow, store_id)))
+        # The fields stay the flow's own bytes until the writer decodes them, a row at a
+        # time: a batch never holds a second, decoded copy of every head.
+        self._add(("flow", flow_row(flow, store_id), header_parts(flow)))
 
     def _take_id(self) -> int:
         store_id = self._next_id
@@ -250,12 +259,13 @@ class FlowStore:
             db.close()
 
     def _commit(self, db: sqlite3.Connection, items: list[_Item]) -> None:
-        flows, headers, bodies = [], [], []
+        flows, bodies = [], []
+        heads: list[tuple[int, Any]] = []
         written = 0
         for kind, row, extra in items:
             if kind == "flow":
                 flows.append(row)
-                headers.extend(extra)
+                heads.append((row[0], extra))
             else:
                 bodies.append(row)
                 written += extra
@@ -263,7 +273,10 @@ class FlowStore:
             db.execute("BEGIN")
             db.executemany(INSERT_BODY, bodies)
             db.executemany(INSERT_FLOW, flows)
-            db.executemany(INSERT_HEADER, headers)
+            db.executemany(
+                INSERT_HEADER,
+                (row for store_id, parts in heads for row in decoded_header_rows(store_id, parts)),
+            )
             db.execute("COMMIT")
         except sqlite3.Error as exc:
             # The disk is full or the file went away: the proxy goes on, the record does not.

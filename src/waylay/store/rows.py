@@ -8,7 +8,7 @@ decoded from the wire's bytes as Latin-1 (header fields, reasons) or ASCII with 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from waylay.flow import Error, Flow, Request, Response, Timestamps
@@ -94,8 +94,8 @@ def flow_row(flow: Flow, store_id: int) -> tuple[Any, ...]:
     )
 
 
-def header_rows(flow: Flow, store_id: int) -> list[tuple[int, int, int, str, str]]:
-    """The `headers` rows of ``flow``: its heads' fields and trailers, in order."""
+def header_parts(flow: Flow) -> list[tuple[int, Headers]]:
+    """``flow``'s heads and trailers by `headers.part`, as they are (bytes, no copy)."""
     parts: list[tuple[int, Headers | None]] = [
         (REQUEST_HEADERS, flow.request.headers),
         (REQUEST_TRAILERS, flow.request.trailers),
@@ -105,12 +105,21 @@ def header_rows(flow: Flow, store_id: int) -> list[tuple[int, int, int, str, str
             (RESPONSE_HEADERS, flow.response.headers),
             (RESPONSE_TRAILERS, flow.response.trailers),
         ]
-    return [
-        (store_id, part, idx, name.decode("latin-1"), value.decode("latin-1"))
-        for part, fields in parts
-        if fields
-        for idx, (name, value) in enumerate(fields)
-    ]
+    return [(part, fields) for part, fields in parts if fields]
+
+
+def decoded_header_rows(
+    store_id: int, parts: list[tuple[int, Headers]]
+) -> Iterator[tuple[int, int, int, str, str]]:
+    """The `headers` rows of ``header_parts``, decoded one at a time (for executemany)."""
+    for part, fields in parts:
+        for idx, (name, value) in enumerate(fields):
+            yield (store_id, part, idx, name.decode("latin-1"), value.decode("latin-1"))
+
+
+def header_rows(flow: Flow, store_id: int) -> list[tuple[int, int, int, str, str]]:
+    """The `headers` rows of ``flow``: its heads' fields and trailers, in order."""
+    return list(decoded_header_rows(store_id, header_parts(flow)))
 
 
 def _encode(fields: Sequence[tuple[str, str]]) -> Headers:

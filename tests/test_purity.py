@@ -31,6 +31,7 @@ PURE_MODULES = [
     "waylay.certs.names",
     "waylay.installpage",
     "waylay.store.rows",
+    "waylay.har",
     "waylay.passthrough",
     "waylay.hosts",
     "waylay.options",

@@ -31,7 +31,6 @@ PURE_MODULES = [
     "waylay.certs.names",
     "waylay.installpage",
     "waylay.store.rows",
-    "waylay.har",
     "waylay.passthrough",
     "waylay.hosts",
     "waylay.options",

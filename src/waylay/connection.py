@@ -732,6 +732,10 @@ class ClientConnection(asyncio.Protocol):
     def _park(self, upstream: UpstreamConnection) -> None:
         """Keep an upstream connection for the next request to the same host:port."""
         upstream.used += 1
+        # Read while idle, also a connection no exchange has claimed yet (the one made for
+        # a tunnel before its first request): its server's close must make it unusable
+        # before a request is sent into it.
+        upstream.gate.resume("unclaimed")
         old = self._idle.pop(upstream.key, None)
         if old is not None:
             old.close()

@@ -11,6 +11,7 @@ connection, a read-until-close body — are proved with and without close_notify
 from __future__ import annotations
 
 import hashlib
+import time
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,7 @@ import pytest
 from .clients import httpx_client
 from .contract import assert_waylay_error
 from .origin import CHUNKED_BODY, CHUNKED_TRAILERS, pattern_bytes
-from .pki import TestCA
+from .pki import Issued, TestCA
 from .tls_clients import SClient, TlsWireClient, client_context, tls_wire
 from .tls_origin import TlsOrigin
 from .waylay_process import WaylayProcess
@@ -306,6 +307,32 @@ def test_a_reconnection_verifies_the_server_again(
     assert_waylay_error(response, 502, b"not trusted")
     assert response.header("X-Waylay-Error") == b"upstream-cert-untrusted"
     assert [r.path for r in tls_origin.requests] == ["/echo/first"]
+
+
+@pytest.mark.parametrize("tls_end", TLS_ENDS)
+def test_a_server_closing_the_fresh_connection_before_the_first_request_is_noticed(
+    tls_end: str, proxy: WaylayProcess, origin_cert: Issued, confdir: Path
+) -> None:
+    # waylay's connection to the server is made before the client's handshake and kept for
+    # its first request. A client that waits (a browser's preconnect) can outlast the
+    # server's patience; the close must be seen, so that even a POST — never sent twice —
+    # goes out on a new connection rather than into a dead one (a 502).
+    server = TlsOrigin(
+        origin_cert, first_request_timeout=0.3, close_notify=tls_end == "close_notify"
+    )
+    server.start()
+    try:
+        with tls_wire(proxy, f"{HOST}:{server.port}", confdir) as client:
+            assert server.wait_until(lambda: len(server.connections) == 1)
+            assert server.connections[0].closed.wait(5)
+            time.sleep(0.2)
+            client.send(_get("/echo/late", method="POST", body=b"once"))
+            response = client.read_response(b"POST")
+        assert response.status == 200, response.head + response.body
+        assert response.json()["body_length"] == 4
+        assert len(server.connections) == 2
+    finally:
+        server.stop()
 
 
 @pytest.mark.parametrize("tls_end", TLS_ENDS)

@@ -6,6 +6,8 @@ the ALPN protocol chosen — so a test can prove what waylay sent upstream.
 
 from __future__ import annotations
 
+import contextlib
+import select
 import socket
 import ssl
 import time
@@ -31,9 +33,15 @@ class TlsOrigin(Origin):
         alpn: Sequence[str] | None = ("http/1.1",),
         client_ca: str | None = None,
         handshake_delay: float = 0.0,
+        first_request_timeout: float = 0.0,
+        close_notify: bool = False,
     ) -> None:
         super().__init__()
         self.handshake_delay = handshake_delay  # seconds before answering a ClientHello
+        # Close a connection on which no request began this soon after the handshake (as
+        # nginx's client_header_timeout does), with a close_notify first if asked.
+        self.first_request_timeout = first_request_timeout
+        self.close_notify = close_notify
         self.handshakes: list[Handshake] = []
         self.client_certs: list[dict[str, object]] = []
         self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -74,11 +82,22 @@ class TlsOrigin(Origin):
             peer = tls.getpeercert()
             if peer:
                 self.client_certs.append(peer)
+            if self.first_request_timeout and not _readable(tls, self.first_request_timeout):
+                if self.close_notify:
+                    tls.settimeout(1.0)
+                    with contextlib.suppress(OSError, ssl.SSLError):
+                        tls.unwrap()
+                return
             super().serve(tls, record)
         finally:
             with self._lock:
                 self._sockets.discard(tls)
             tls.close()
+
+
+def _readable(sock: ssl.SSLSocket, timeout: float) -> bool:
+    readable, _, _ = select.select([sock], [], [], timeout)
+    return bool(readable)
 
 
 class SilentServer(_Listener):

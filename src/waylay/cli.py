@@ -11,6 +11,7 @@ import asyncio
 import logging
 import os
 import signal
+import sqlite3
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import replace
@@ -290,6 +291,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             return EXIT_OK
     except ConfigError as exc:
         print(f"waylay: error: {exc.reason}", file=sys.stderr)
+        return EXIT_USAGE
+    except sqlite3.DatabaseError as exc:
+        # A flow database damaged past its first pages shows only when it is read.
+        where = getattr(args, "file", None) or "the flow database"
+        print(f"waylay: error: {where}: damaged flow database ({exc})", file=sys.stderr)
         return EXIT_USAGE
     raise AssertionError(f"unhandled command {args.command}")
 

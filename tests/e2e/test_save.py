@@ -221,3 +221,24 @@ def test_a_1_gib_body_with_save_keeps_peak_rss_under_100_mib(
     print(f"1 GiB with --save: waylay peak RSS {peak / MiB:.1f} MiB")
     assert peak < 100 * MiB
     _wait_for_flows(path, 1)
+
+
+def test_a_flow_database_damaged_past_its_first_pages_is_one_line_and_status_2(
+    start_waylay: StartWaylay, origin: Origin, run_waylay: RunWaylay, home: Path, tmp_path: Path
+) -> None:
+    path = tmp_path / "flows.db"
+    proxy = start_waylay("--save", str(path))
+    run_curl(proxy.url, origin.url("/echo/x"), home=home)
+    _wait_for_flows(path, 1)
+    assert proxy.stop() == 0
+    db = sqlite3.connect(path)
+    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    root = db.execute("SELECT rootpage FROM sqlite_master WHERE name = 'flows'").fetchone()[0]
+    page = db.execute("PRAGMA page_size").fetchone()[0]
+    db.close()
+    data = bytearray(path.read_bytes())
+    data[(root - 1) * page : (root - 1) * page + 100] = b"\xff" * 100
+    path.write_bytes(bytes(data))
+    result = run_waylay("flows", str(path))
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and "damaged flow database" in result.stderr

@@ -125,6 +125,20 @@ def test_appending_keeps_the_flows_already_there(tmp_path: Path) -> None:
     assert [f.store_id for f in iter_flows(db)] == [1, 2, 3, 4, 5, 6]
 
 
+def test_a_proxy_and_an_import_writing_one_file_never_share_ids(tmp_path: Path) -> None:
+    from waylay.store.bulk import append_flows
+
+    path = tmp_path / "flows.db"
+    store = FlowStore(path)  # reserves a block of ids, as a running proxy does
+    imported = append_flows(path, [(_flow("/imported"), None, None)])
+    _run(store, lambda: store.append(_flow("/recorded")))
+    store.close()
+    db = open_readonly(path)
+    stored = {f.request.path: f.store_id for f in iter_flows(db)}
+    assert stored == {b"/imported": imported[0], b"/recorded": 1}
+    assert imported[0] != 1
+
+
 def test_a_temporary_store_is_removed_at_close() -> None:
     store = FlowStore.temporary()
     _run(store, lambda: store.append(_flow()))

@@ -31,7 +31,7 @@ def test_a_new_file_gets_the_schema_and_its_version(tmp_path: Path) -> None:
     assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     assert db.execute("PRAGMA application_id").fetchone()[0] == APPLICATION_ID
     tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-    assert tables == {"flows", "headers", "bodies"}
+    assert tables == {"flows", "headers", "bodies", "ids"}
 
 
 def test_opening_again_changes_nothing(tmp_path: Path) -> None:

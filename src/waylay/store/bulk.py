@@ -7,10 +7,9 @@ transaction — an import that fails half-way leaves the database as it was — 
 into the same 1 MiB rows the proxy writes, so readers cannot tell imported flows from
 recorded ones.
 
-Ids continue from the largest in the file, taken inside the transaction (`BEGIN IMMEDIATE`
-holds the write lock from the start, so no other writer can take the same ids meanwhile).
-A waylay that is recording into the same file right now has already counted its next ids,
-though, and would collide with ours: import into a file no proxy is saving to.
+Ids are reserved in the file's `ids` table inside the transaction (`BEGIN IMMEDIATE` holds
+the write lock from the start), as the proxy's FlowStore reserves its blocks: an import into a
+file a running waylay is saving to takes ids that waylay will never use.
 """
 
 from __future__ import annotations
@@ -24,7 +23,7 @@ from waylay.errors import ConfigError
 from waylay.flow import Flow
 from waylay.store.flowstore import CHUNK_SIZE, open_database
 from waylay.store.rows import INSERT_BODY, INSERT_FLOW, INSERT_HEADER, flow_row, header_rows
-from waylay.store.schema import REQUEST_BODY, RESPONSE_BODY
+from waylay.store.schema import REQUEST_BODY, RESPONSE_BODY, reserve_ids
 
 
 def body_rows(
@@ -73,7 +72,7 @@ def _append(
     ids: list[int] = []
     try:
         db.execute("BEGIN IMMEDIATE")
-        next_id = (db.execute("SELECT max(id) FROM flows").fetchone()[0] or 0) + 1
+        next_id = reserve_ids(db, 0)  # the count is known at the end: claimed there
         for flow, request_body, response_body in flows:
             store_id = next_id + len(ids)
             db.execute(INSERT_FLOW, flow_row(flow, store_id))
@@ -81,6 +80,7 @@ def _append(
             db.executemany(INSERT_BODY, body_rows(store_id, REQUEST_BODY, request_body))
             db.executemany(INSERT_BODY, body_rows(store_id, RESPONSE_BODY, response_body))
             ids.append(store_id)
+        db.execute("UPDATE ids SET next = ?", (next_id + len(ids),))
         db.execute("COMMIT")
     except sqlite3.Error as exc:
         with contextlib.suppress(sqlite3.Error):

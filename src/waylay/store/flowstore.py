@@ -48,6 +48,7 @@ from waylay.store.schema import (
     RESPONSE_DROPPED,
     RESPONSE_TRUNCATED,
     prepare,
+    reserve_ids,
 )
 
 log = logging.getLogger("waylay.store")
@@ -57,6 +58,8 @@ BATCH_INTERVAL = 0.05
 # A batch holding this much body data goes to the writer at once, not at the next interval:
 # a fast body would otherwise pile up an interval's worth of megabytes in the loop.
 HANDOFF_BYTES = 4 * CHUNK_SIZE
+# Flow ids reserved at a time (schema.reserve_ids): gaps between writers are harmless.
+ID_BLOCK = 1_000_000
 DEFAULT_BODY_LIMIT = 64 * 1024 * 1024
 
 # One item of a batch: ("flow", flow row, header rows) or ("body", body row).
@@ -154,7 +157,8 @@ class FlowStore:
         self.max_pending_bytes = max_pending_bytes
         self._temporary = temporary
         db = open_database(path)
-        self._next_id = (db.execute("SELECT max(id) FROM flows").fetchone()[0] or 0) + 1
+        self._next_id = self._id_limit = 0
+        self._reserve_ids(db)
         self._queue: queue.SimpleQueue[list[_Item] | None] = queue.SimpleQueue()
         self._batch: list[_Item] = []
         self._batch_bytes = 0
@@ -208,9 +212,39 @@ class FlowStore:
         self._add(("flow", flow_row(flow, store_id), header_parts(flow)))
 
     def _take_id(self) -> int:
+        if self._next_id >= self._id_limit:
+            # Once per ID_BLOCK flows: a short write transaction on a connection of its own
+            # (the writer thread's is not to be shared).
+            db = sqlite3.connect(self.path, isolation_level=None, timeout=5.0)
+            try:
+                self._reserve_ids(db)
+            finally:
+                db.close()
         store_id = self._next_id
         self._next_id += 1
         return store_id
+
+    def _give_back_ids(self) -> None:
+        """Return the unused rest of the id block, unless another writer reserved after it."""
+        with contextlib.suppress(sqlite3.Error):
+            db = sqlite3.connect(self.path, isolation_level=None, timeout=5.0)
+            try:
+                db.execute(
+                    "UPDATE ids SET next = ? WHERE next = ?", (self._next_id, self._id_limit)
+                )
+            finally:
+                db.close()
+
+    def _reserve_ids(self, db: sqlite3.Connection) -> None:
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            self._next_id = reserve_ids(db, ID_BLOCK)
+            db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            with contextlib.suppress(sqlite3.Error):
+                db.execute("ROLLBACK")
+            raise ConfigError(f"cannot reserve flow ids in {self.path}: {exc}") from None
+        self._id_limit = self._next_id + ID_BLOCK
 
     def _add(self, item: _Item) -> None:
         self._batch.append(item)
@@ -237,6 +271,8 @@ class FlowStore:
             self._batch = []
         self._queue.put(None)
         self._thread.join()
+        if not self._temporary:
+            self._give_back_ids()
         if self._temporary:
             shutil.rmtree(self.path.parent, ignore_errors=True)
 

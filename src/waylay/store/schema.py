@@ -69,6 +69,10 @@ CREATE TABLE headers (
     value TEXT NOT NULL,
     PRIMARY KEY (flow, part, idx)
 ) WITHOUT ROWID;
+-- The next flow id no writer has taken: each writer reserves a block of ids here in a write
+-- transaction, so a proxy saving to a file and an import into it never take the same ids.
+CREATE TABLE ids (next INTEGER NOT NULL);
+INSERT INTO ids (next) VALUES (1);
 CREATE TABLE bodies (
     flow INTEGER NOT NULL,
     part INTEGER NOT NULL,              -- 0 request, 1 response
@@ -129,3 +133,16 @@ def check_readable(db: sqlite3.Connection, path: str) -> None:
             f"{path}: written by an older waylay (schema version {version}): "
             f"`waylay dump --save {path}` upgrades it"
         )
+
+
+def reserve_ids(db: sqlite3.Connection, count: int) -> int:
+    """Reserve ``count`` flow ids for this writer; the first of them.
+
+    Call it inside a write transaction (`BEGIN IMMEDIATE`): that is what makes the block
+    this writer's alone, whatever other processes write to the file.
+    """
+    (first,) = db.execute(
+        "SELECT max(next, (SELECT coalesce(max(id), 0) + 1 FROM flows)) FROM ids"
+    ).fetchone()
+    db.execute("UPDATE ids SET next = ?", (first + count,))
+    return int(first)

@@ -13,6 +13,7 @@ only honest signal left is to abort the client connection.
 from __future__ import annotations
 
 import asyncio
+import ssl
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
@@ -386,6 +387,12 @@ class Exchange:
             # The head waits for a responseheaders hook: begin_response ends the body.
             self._server_ended = True
             return
+        if isinstance(exc, ssl.SSLError):
+            # The server ended its TLS session with an alert after the handshake: TLS 1.3
+            # servers refuse a missing or bad client certificate only then. Not a stale
+            # connection: sending the request again would meet the same refusal.
+            self.fail(_tls_alert_error(exc))
+            return
         if isinstance(exc, ConnectionResetError):
             error = UpstreamError(
                 "the server reset the connection before responding", code="connection-reset"
@@ -456,6 +463,21 @@ class Exchange:
             self.response_head.set_result(None)
         if not self.done.done():
             self.done.set_result(outcome)
+
+
+def _tls_alert_error(exc: ssl.SSLError) -> UpstreamError:
+    reason = exc.reason or str(exc)
+    if "CERTIFICATE_REQUIRED" in reason:
+        return UpstreamError(
+            "the server requires a client certificate (TLS alert certificate_required): "
+            "give one with --client-cert [HOST=]FILE",
+            code="upstream-client-cert-required",
+        )
+    described = reason.replace("_", " ").lower()
+    return UpstreamError(
+        f"the server ended the TLS session before responding ({described})",
+        code="upstream-tls-failed",
+    )
 
 
 def _write(transport: asyncio.Transport, pieces: list[bytes]) -> None:

@@ -66,10 +66,19 @@ class TlsOrigin(Origin):
         # delayed ACK hold the body back 40 ms.
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         time.sleep(self.handshake_delay)
+        tls = self.context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
         try:
-            tls = self.context.wrap_socket(sock, server_side=True)
+            tls.do_handshake()
         except (ssl.SSLError, OSError):
             self.handshakes.append(Handshake(None, None, None))
+            # Close as servers that linger do: what the client sent meanwhile (its request,
+            # after a TLS 1.3 handshake it thinks is done) is read and dropped, so the alert
+            # just sent is not wiped out by the reset an unread request would cause.
+            with contextlib.suppress(OSError), socket.socket(fileno=tls.detach()) as raw:
+                raw.shutdown(socket.SHUT_WR)
+                raw.settimeout(1.0)
+                while raw.recv(65536):
+                    pass
             return
         # wrap_socket took the descriptor over (``sock`` is detached now): stop() must shut
         # the TLS socket down, and it is closed here rather than whenever it is collected.

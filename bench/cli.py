@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from bench import deps, machine
+from bench.disturbance import Disturbance, Ours
 from bench.errors import BenchError
 from bench.origin import Origin
-from bench.procstat import OtherLoad
 from bench.report import Results, format_number
 from bench.scenarios import Env, Sample, Scenario, all_scenarios
 from bench.settings import FULL, SMOKE, Settings
@@ -95,18 +95,24 @@ def summary(scenario: Scenario, sample: Sample) -> str:
 
 def run_rounds(env: Env, scenarios: list[Scenario]) -> Results:
     results = Results(scenarios)
+    ours = Ours(
+        proxies=env.launcher.proxy_cpu,
+        stopped_proxies=env.launcher.stopped_proxy_cpu,
+        origin=env.origin.cpu_seconds,
+    )
     for round_index in range(env.settings.rounds):
         for scenario in scenarios:
             shift = round_index % len(scenario.ways)
             for way in scenario.ways[shift:] + scenario.ways[:shift]:
                 started = time.monotonic()
-                with OtherLoad(env.cores.proxy, env.launcher.proxy_cpu) as other:
+                with Disturbance(env.cores, ours) as others:
                     sample = scenario.run(env, way)
-                results.add(scenario.name, way, sample, other_load=other.share)
+                results.add(scenario.name, way, sample, others)
                 say(
                     f"round {round_index + 1}/{env.settings.rounds} {scenario.name} {way} "
                     f"({time.monotonic() - started:.1f} s): {summary(scenario, sample)}; "
-                    f"other load on the proxy's core {other.share:.0f}%"
+                    f"others used {others.proxy_core:.0f}% of the proxy's core, "
+                    f"{others.load_core:.0f}% of the load core"
                 )
     return results
 
@@ -186,7 +192,7 @@ def _main(args: argparse.Namespace) -> int:
         print()
         print(profile)
     print()
-    print(results.other_load_line())
+    print(results.disturbance_line())
     print(
         f"{settings.rounds} round(s) in {elapsed:.0f} s; load average before "
         f"{load_before[0]:.2f}, after {load_after[0]:.2f}; mitmproxy {mitmproxy.version} "
@@ -215,7 +221,7 @@ def _main(args: argparse.Namespace) -> int:
         "load_average": {"before": load_before, "after": load_after},
         "seconds": round(elapsed, 1),
         "scenarios": results.to_json(),
-        "other_load_on_proxy_core": results.other_load,
+        "disturbance": results.disturbance,
         "targets": [
             {"scenario": v.target.scenario, "target": v.target.text, "value": v.value, "met": v.met}
             for v in verdicts

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from bench.deps import tool
 from bench.process import Launched, clean_env, free_port, pinned
+from bench.procstat import children_of, cpu_seconds
 
 SMALL_PATH = "/1k"
 SMALL_SIZE = 1024
@@ -82,6 +83,13 @@ class Origin:
         self._process = Launched("nginx", pinned(self.core, command), clean_env(self.dir))
         self._process.wait_port(self.http_port)
         return self
+
+    def cpu_seconds(self) -> float:
+        """CPU time of nginx so far, master and worker."""
+        if self._process is None:
+            return 0.0
+        master = self._process.pid
+        return sum(cpu_seconds(pid) for pid in [master, *children_of(master)])
 
     def __exit__(self, *exc: object) -> None:
         if self._process is not None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -74,26 +73,10 @@ def core_busy_seconds(core: int) -> float:
     raise ValueError(f"no cpu{core} in /proc/stat")
 
 
-@dataclass
-class OtherLoad:
-    """How busy a core was with work other than ours over a stretch of wall time.
-
-    ``ours`` returns the CPU seconds our own processes on that core have used so far; the
-    rest of the core's busy time is someone else's (other tests, other users) or the
-    kernel's. As a percentage of the stretch: 0 on a quiet machine.
-    """
-
-    core: int
-    ours: Callable[[], float]
-    share: float = 0.0
-
-    def __enter__(self) -> OtherLoad:
-        self._busy0, self._ours0 = core_busy_seconds(self.core), self.ours()
-        self._wall0 = time.monotonic()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        busy = core_busy_seconds(self.core) - self._busy0
-        ours = self.ours() - self._ours0
-        wall = time.monotonic() - self._wall0
-        self.share = min(100.0, max(0.0, 100 * (busy - ours) / wall)) if wall > 0 else 0.0
+def children_of(pid: int) -> list[int]:
+    """The direct children of ``pid`` (nginx's worker under its master)."""
+    try:
+        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    except OSError:
+        return []
+    return [int(child) for child in text.split()]

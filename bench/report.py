@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from statistics import median
 from typing import Any
 
+from bench.disturbance import Disturbance
 from bench.scenarios.base import Sample, Scenario
 from bench.ways import DIRECT, MITMDUMP, WAYLAY, WAYS
 
@@ -21,33 +22,43 @@ class Results:
         self.samples: dict[str, dict[str, list[Sample]]] = {
             scenario.name: {way: [] for way in scenario.ways} for scenario in scenarios
         }
-        # Per measurement: the share of the proxy's core that others used meanwhile (%).
-        self.other_load: list[dict[str, Any]] = []
+        # Per measurement: the shares of the two cores that others used meanwhile (%).
+        self.disturbance: list[dict[str, Any]] = []
 
     def has(self, scenario: str) -> bool:
         return scenario in self.samples
 
-    def add(self, scenario: str, way: str, sample: Sample, other_load: float = 0.0) -> None:
+    def add(self, scenario: str, way: str, sample: Sample, others: Disturbance) -> None:
         self.samples[scenario][way].append(sample)
-        self.other_load.append(
+        self.disturbance.append(
             {
                 "scenario": scenario,
                 "way": way,
                 "round": len(self.samples[scenario][way]),
-                "percent": round(other_load, 1),
+                "proxy_core": round(others.proxy_core, 1),
+                "load_core": round(others.load_core, 1),
             }
         )
 
-    def other_load_line(self) -> str:
-        """One line on how quiet the proxy's core was: the worst measurement, and the median."""
-        if not self.other_load:
+    def disturbance_line(self) -> str:
+        """How quiet the cores were: the worst measurement, and the median."""
+        if not self.disturbance:
             return "no measurements"
-        worst = max(self.other_load, key=lambda entry: entry["percent"])
-        typical = median(entry["percent"] for entry in self.other_load)
-        verdict = "quiet" if worst["percent"] < DISTURBED else "DISTURBED: rerun when quiet"
+
+        def worst(entry: dict[str, Any]) -> float:
+            return float(max(entry["proxy_core"], entry["load_core"]))
+
+        bad = max(self.disturbance, key=worst)
+        typical = median(worst(entry) for entry in self.disturbance)
+        disturbed = [entry for entry in self.disturbance if worst(entry) >= DISTURBED]
+        verdict = (
+            "quiet"
+            if not disturbed
+            else f"DISTURBED in {len(disturbed)} of {len(self.disturbance)} measurements"
+        )
         return (
-            f"other load on the proxy's core: median {typical:.0f}%, worst {worst['percent']:.0f}% "
-            f"({worst['scenario']} {worst['way']}, round {worst['round']}) — {verdict}"
+            f"others' use of a core during a measurement: median {typical:.0f}%, worst "
+            f"{worst(bad):.0f}% ({bad['scenario']} {bad['way']}, round {bad['round']}) — {verdict}"
         )
 
     def median(self, scenario: str, metric: str, way: str) -> float | None:

@@ -12,6 +12,7 @@ either: with a proxy, curl and wrk hand the whole URL to it.
 from __future__ import annotations
 
 import re
+import resource
 import sys
 import time
 from collections.abc import Iterator, Sequence
@@ -150,9 +151,11 @@ class Launcher:
         try:
             yield route
         finally:
-            self._stopped_cpu += _cpu_or_zero(process.pid)
-            self._running = None
+            # Its whole CPU time, shutdown included, as the kernel reports it once reaped.
+            before = _reaped_cpu()
             process.stop()
+            self._stopped_cpu += _reaped_cpu() - before
+            self._running = None
             if process.proc.returncode not in (0, -15):
                 print(
                     f"bench: {way} exited with status {process.proc.returncode}:\n"
@@ -162,14 +165,25 @@ class Launcher:
 
     def proxy_cpu(self) -> float:
         """CPU seconds of every proxy launched so far, the running one included."""
-        running = _cpu_or_zero(self._running.pid) if self._running else 0.0
-        return self._stopped_cpu + running
+        return self._stopped_cpu + self.running_proxy_cpu()
+
+    def stopped_proxy_cpu(self) -> float:
+        """CPU seconds of the proxies launched and stopped so far (reaped children)."""
+        return self._stopped_cpu
+
+    def running_proxy_cpu(self) -> float:
+        return _cpu_or_zero(self._running.pid) if self._running else 0.0
 
     def warm_up(self) -> None:
         """Launch each proxy once unmeasured: bytecode caches, mitmproxy's CA in its confdir."""
         for way in PROXIES:
             with self.start(way):
                 pass
+
+
+def _reaped_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _cpu_or_zero(pid: int) -> float:

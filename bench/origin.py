@@ -61,15 +61,29 @@ class Origin:
     def bulk_path(self) -> str:
         return f"/bulk-{self.bulk_size}"
 
+    @property
+    def _bulk_file(self) -> Path:
+        return self.dir / "www" / self.bulk_path.lstrip("/")
+
+    def warm_bulk(self) -> None:
+        """Read the large file once, so that nginx sends it from the page cache.
+
+        Called before every download, not once: a machine may evict cold page cache on its
+        own (these VMs run DAMON, which pages out what went untouched for a minute), and the
+        first download after that would pay for filling the cache.
+        """
+        buffer = bytearray(1 << 20)
+        with open(self._bulk_file, "rb", buffering=0) as file:
+            while file.readinto(buffer):
+                pass
+
     def _write_files(self) -> None:
         www = self.dir / "www"
         (self.dir / "tmp").mkdir(parents=True, exist_ok=True)
         www.mkdir(parents=True, exist_ok=True)
         (www / SMALL_PATH.lstrip("/")).write_bytes(b"x" * SMALL_SIZE)
-        bulk_file = www / self.bulk_path.lstrip("/")
-        with open(bulk_file, "wb") as bulk:
+        with open(self._bulk_file, "wb") as bulk:
             bulk.truncate(self.bulk_size)  # sparse: no disk blocks, zeros when read
-        _read_through(bulk_file)
         # nginx's worker drops root for nobody/www-data: let it read the files.
         for path in (self.dir, www, *www.iterdir()):
             os.chmod(path, 0o755 if path.is_dir() else 0o644)
@@ -94,11 +108,3 @@ class Origin:
     def __exit__(self, *exc: object) -> None:
         if self._process is not None:
             self._process.stop()
-
-
-def _read_through(path: Path) -> None:
-    """Read a file once, so that it is in the page cache before any way downloads it."""
-    buffer = bytearray(1 << 20)
-    with open(path, "rb", buffering=0) as file:
-        while file.readinto(buffer):
-            pass

@@ -26,6 +26,7 @@ class Bulk(Scenario):
     )
 
     def measure(self, env: Env, route: Route) -> Sample:
+        env.origin.warm_bulk()
         cpu = CpuMeter(route.pid) if route.pid else None
         with cpu or nullcontext():
             result = download(

@@ -1,11 +1,14 @@
 """S5: the proxy's memory — idle, after many flows, and per idle keep-alive connection.
 
-Order within one launch: RSS at rest after start-up; a short warm-up; N flows with wrk
-(50 connections, then closed) and RSS again; then idle connections, opened one by one (each
-with one request answered, so the proxy holds its upstream connection too). The cost per
-idle connection is the slope over the second half, (RSS(n) - RSS(n/2)) / (n/2), so that
-what the first connections warm up (allocator arenas, lazily built tables) is not charged
-to every connection.
+Two launches, so that neither half disturbs the other (a proxy that gives freed memory back
+to the system now and then would otherwise blur the slope below with the flows' garbage):
+
+1. RSS at rest after start-up ("idle"); then idle keep-alive connections, opened one by one,
+   each with one request answered (so the proxy also holds the upstream connection it keeps
+   for it). The cost per idle connection is the slope over the second half,
+   (RSS(n) - RSS(n/2)) / (n/2), so that what the first connections warm up (allocator arenas,
+   lazily built tables) is not charged to every connection.
+2. RSS at rest; N flows with wrk (50 connections, then closed); RSS again.
 """
 
 from __future__ import annotations
@@ -49,7 +52,28 @@ class Memory(Scenario):
             Metric("kib_per_idle", "KiB per idle connection", higher_is_better=False, direct=False),
         )
 
+    def run(self, env: Env, way: str) -> Sample:
+        sample = super().run(env, way)
+        with env.launcher.start(way) as route:
+            sample.update(self._flows(env, route))
+        return sample
+
     def measure(self, env: Env, route: Route) -> Sample:
+        """Idle, then idle keep-alive connections."""
+        pid = route.proxy_pid
+        time.sleep(_SETTLE)
+        idle = rss_mib(pid)
+        half = env.settings.idle_connections // 2
+        with idle_connections(route, SMALL_PATH) as connections:
+            connections.open(half)
+            time.sleep(_SETTLE)
+            at_half = rss_mib(pid)
+            connections.open(half)
+            time.sleep(_SETTLE)
+            at_full = rss_mib(pid)
+        return {"rss_idle": idle, "kib_per_idle": (at_full - at_half) * 1024 / half}
+
+    def _flows(self, env: Env, route: Route) -> Sample:
         pid = route.proxy_pid
         time.sleep(_SETTLE)
         idle = rss_mib(pid)
@@ -65,17 +89,4 @@ class Memory(Scenario):
         )
         time.sleep(_SETTLE)
         after_flows = rss_mib(pid)
-        half = env.settings.idle_connections // 2
-        with idle_connections(route, SMALL_PATH) as connections:
-            connections.open(half)
-            time.sleep(_SETTLE)
-            at_half = rss_mib(pid)
-            connections.open(half)
-            time.sleep(_SETTLE)
-            at_full = rss_mib(pid)
-        return {
-            "rss_idle": idle,
-            "rss_after_flows": after_flows,
-            "growth_after_flows": after_flows - idle,
-            "kib_per_idle": (at_full - at_half) * 1024 / half,
-        }
+        return {"rss_after_flows": after_flows, "growth_after_flows": after_flows - idle}

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tests.testdata import CLIENTHELLOS
 from waylay.detect import MAX_REQUEST_LINE, classify
 
-CAPTURES = Path(__file__).resolve().parents[2] / "shared" / "testdata" / "clienthello"
+CAPTURES = CLIENTHELLOS
 
 
 @pytest.mark.parametrize(

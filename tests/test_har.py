@@ -22,6 +22,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tests.testdata import HAR_EXPORTS
 from waylay import __version__
 from waylay.errors import ConfigError
 from waylay.filters import parse_filter
@@ -39,7 +40,7 @@ from waylay.store.bulk import append_flows
 from waylay.store.reader import body, iter_flows, open_readonly
 from waylay.store.schema import RESPONSE_BODY, RESPONSE_TRUNCATED
 
-EXPORTS = Path(__file__).resolve().parents[2] / "shared" / "testdata" / "har"
+EXPORTS = HAR_EXPORTS
 
 
 def export_names() -> list[str]:
@@ -122,7 +123,7 @@ def test_a_real_export_imports_and_exports_back_the_same_exchanges(
     name: str, tmp_path: Path
 ) -> None:
     path = EXPORTS / name
-    assert EXPORTS.is_dir(), f"the shared HAR exports are missing: {EXPORTS}"
+    assert EXPORTS.is_dir(), f"the HAR exports are missing: {EXPORTS}"
     original = _load(path)
     database = tmp_path / "flows.db"
     ids = import_file(path, database)

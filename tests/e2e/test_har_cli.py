@@ -1,6 +1,6 @@
 """`waylay har import` and `waylay har export` as processes, on real exports and real flows.
 
-The real exports of ../shared/testdata/har go in with `har import`, are listed by `waylay flows`
+The real exports of tests/data/har go in with `har import`, are listed by `waylay flows`
 and come out again with `har export`; a flow recorded by a real proxy run comes out with its
 bodies; an imported HAR answers requests through --server-replay; and bad input is one line,
 status 2, and leaves every file as it was.
@@ -18,12 +18,14 @@ from typing import Any
 
 import pytest
 
+from tests.testdata import HAR_EXPORTS
+
 from .clients import curl as run_curl
 from .origin import Origin, pattern_bytes
 from .test_save import _wait_for_flows
 from .waylay_process import RunWaylay, StartWaylay
 
-EXPORTS = Path(__file__).resolve().parents[3] / "shared" / "testdata" / "har"
+EXPORTS = HAR_EXPORTS
 
 
 def export_names() -> list[str]:

@@ -12,11 +12,11 @@ import dataclasses
 import itertools
 import json
 from collections.abc import Iterable, Sequence
-from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.testdata import CLIENTHELLOS
 from waylay.tls.clienthello import (
     MAX_RECORD_LEN,
     TLS_RECORD_PREFIX_LEN,
@@ -28,7 +28,7 @@ from waylay.tls.clienthello import (
 
 # --- the captures -----------------------------------------------------------------------------
 
-CAPTURES = Path(__file__).resolve().parents[3] / "shared" / "testdata" / "clienthello"
+CAPTURES = CLIENTHELLOS
 
 
 def capture_names() -> list[str]:
@@ -39,12 +39,12 @@ def capture_names() -> list[str]:
 
 
 def capture(name: str) -> bytes:
-    assert CAPTURES.is_dir(), f"the shared ClientHello captures are missing: {CAPTURES}"
+    assert CAPTURES.is_dir(), f"the ClientHello captures are missing: {CAPTURES}"
     return (CAPTURES / name).read_bytes()
 
 
 def expectations() -> dict[str, dict[str, Any]]:
-    assert CAPTURES.is_dir(), f"the shared ClientHello captures are missing: {CAPTURES}"
+    assert CAPTURES.is_dir(), f"the ClientHello captures are missing: {CAPTURES}"
     expected: dict[str, dict[str, Any]] = json.loads((CAPTURES / "expected.json").read_text())
     return expected
 
@@ -148,7 +148,7 @@ def segments(data: bytes, size: int) -> list[bytes]:
 
 
 def test_captures_are_all_described() -> None:
-    assert CAPTURES.is_dir(), f"the shared ClientHello captures are missing: {CAPTURES}"
+    assert CAPTURES.is_dir(), f"the ClientHello captures are missing: {CAPTURES}"
     assert set(expectations()) == set(capture_names())
 
 

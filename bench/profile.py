@@ -3,10 +3,11 @@
 py-spy (installed into the bench's own venv, never the project's) samples the proxy while
 wrk drives keep-alive requests through it, without stopping it (``--nonblocking``: stopping
 a process with ptrace lands on system-call exits and over-charges the lines that make
-them). The summary gives shares of all samples, idle ones (the event loop waiting in epoll)
-included: by area, by function ("self": the function itself, with the C code and system
-calls it makes directly) and, for waylay's own functions, with everything they call. The
-collapsed stacks are kept beside ``results.json`` for a flame graph.
+them), running threads only, per thread. The summary gives each thread's share of the
+samples, then for the event loop's thread its shares by area, by function ("self": the
+function itself, with the C code and system calls it makes directly) and, for waylay's own
+functions, with everything they call; for any other thread (the flow store's writer) its
+top functions. The collapsed stacks are kept beside ``results.json`` for a flame graph.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
-from collections import Counter
+from collections import Counter, defaultdict
+from collections.abc import Iterator
 from pathlib import Path
 
 from bench import deps
@@ -27,6 +29,10 @@ from bench.wrk import run_wrk
 _RATE = 250  # samples per second
 _LINE_NUMBER = re.compile(r":\d+\)$")
 TOP = 15
+_MAIN = "MainThread"
+# Under every stack of the loop's thread (or of most: a sample taken without stopping the
+# process may miss the outermost frames).
+_SCAFFOLD = {"<module> (waylay/__main__.py)", "main (waylay/cli.py)", "run_dump (waylay/cli.py)"}
 _IDLE = "EpollSelector.select (selectors.py)"
 _SOCKET_IO = (
     "_SelectorSocketTransport.write (asyncio/selector_events.py)",
@@ -34,7 +40,7 @@ _SOCKET_IO = (
 )
 # (area, test on a frame) in order: the first that matches a sample's last frame wins.
 _AREAS = (
-    ("idle: the loop waiting in epoll", lambda f: f == _IDLE),
+    ("the loop in epoll_wait", lambda f: f == _IDLE),
     ("socket send and recv (the system calls, mostly)", lambda f: f in _SOCKET_IO),
     ("waylay http1/: parsing, serialising, forwarding rules", lambda f: "waylay/http1/" in f),
     ("waylay's other modules: connection, exchange, flow, hooks", lambda f: "waylay/" in f),
@@ -49,47 +55,63 @@ def _frame(raw: str) -> str:
     return _LINE_NUMBER.sub(")", raw.strip())
 
 
-def summarise(collapsed: str, top: int = TOP) -> str:
-    own: Counter[str] = Counter()
-    anywhere: Counter[str] = Counter()
-    total = 0
+_THREAD = re.compile(r"^thread \(\d+\): (?P<name>.*)$")
+
+
+def _stacks(collapsed: str) -> Iterator[tuple[str, list[str], int]]:
+    """(thread name, frames outermost first, sample count) per line of py-spy's raw output."""
     for line in collapsed.splitlines():
         stack, _, count_text = line.rpartition(" ")
         if not stack or not count_text.isdigit():
             continue
-        count = int(count_text)
-        frames = [_frame(frame) for frame in stack.split(";") if frame.strip()]
-        if not frames:
-            continue
-        total += count
-        own[frames[-1]] += count
-        for frame in set(frames):
-            anywhere[frame] += count
-    if total == 0:
-        return "py-spy: no samples"
+        frames = [frame.strip() for frame in stack.split(";") if frame.strip()]
+        thread = _THREAD.match(frames[0]) if frames else None
+        name = thread["name"] if thread else "?"
+        frames = [_frame(frame) for frame in frames[1:]] if thread else frames
+        if frames:
+            yield name, frames, int(count_text)
 
-    areas: Counter[str] = Counter()
-    for frame, count in own.items():
-        areas[next(name for name, test in _AREAS if test(frame))] += count
 
-    def table(counter: Counter[str], heading: str, limit: int | None = top) -> list[str]:
+def summarise(collapsed: str, top: int = TOP) -> str:
+    per_thread: Counter[str] = Counter()
+    own: dict[str, Counter[str]] = defaultdict(Counter)
+    anywhere: Counter[str] = Counter()  # the main thread's only
+    for thread, frames, count in _stacks(collapsed):
+        per_thread[thread] += count
+        own[thread][frames[-1]] += count
+        if thread == _MAIN:
+            for frame in set(frames):
+                anywhere[frame] += count
+    total = sum(per_thread.values())
+    main = per_thread[_MAIN]
+    if total == 0 or main == 0:
+        return "py-spy: no samples of the event loop's thread"
+
+    def table(counter: Counter[str], heading: str, of: int, limit: int | None = top) -> list[str]:
         lines = [heading]
         for name, count in counter.most_common(limit):
-            lines.append(f"  {100 * count / total:5.1f}%  {name}")
+            lines.append(f"  {100 * count / of:5.1f}%  {name}")
         return lines
 
+    areas: Counter[str] = Counter()
+    for frame, count in own[_MAIN].items():
+        areas[next(name for name, test in _AREAS if test(frame))] += count
     # Inclusive shares of waylay's own functions: the loop's scaffolding is on every stack.
-    ours = Counter({frame: n for frame, n in anywhere.items() if "waylay/" in frame})
-    for scaffold in [frame for frame, n in ours.items() if n >= 0.99 * total]:
-        del ours[scaffold]
-    return "\n".join(
-        [
-            f"waylay under S1's load: {total} py-spy samples, idle included",
-            *table(areas, "by area:", limit=None),
-            *table(own, "self (the function, with the C code and system calls it makes):"),
-            *table(ours, "total, waylay's functions (with everything they call):"),
-        ]
+    ours = Counter(
+        {frame: n for frame, n in anywhere.items() if "waylay/" in frame and frame not in _SCAFFOLD}
     )
+    lines = [
+        f"waylay under S1's load: {total} py-spy samples of running threads",
+        *table(per_thread, "by thread (share of all samples):", total),
+        f"the event loop's thread ({_MAIN}), shares of its samples — by area:",
+        *table(areas, "", main, limit=None)[1:],
+        *table(own[_MAIN], "self (the function, with the C code and system calls it makes):", main),
+        *table(ours, "total, waylay's functions (with everything they call):", main),
+    ]
+    for thread in per_thread:
+        if thread != _MAIN:
+            lines += table(own[thread], f"thread {thread}, self:", per_thread[thread], limit=5)
+    return "\n".join(lines)
 
 
 def profile_waylay(env: Env, workdir: Path, keep: Path | None = None) -> str:
@@ -101,7 +123,7 @@ def profile_waylay(env: Env, workdir: Path, keep: Path | None = None) -> str:
                 str(py_spy),
                 "record",
                 "--nonblocking",
-                "--idle",
+                "--threads",
                 "--format",
                 "raw",
                 "--rate",

@@ -388,7 +388,9 @@ class ClientConnection(asyncio.Protocol):
         )
         head_bytes = request_head(head.method, target.path, headers)
         store = self.ctx.store
-        self._captures = (store.capture(flow, REQUEST_BODY), store.capture(flow, RESPONSE_BODY))
+        # Most requests have no body: no capture is made for one that cannot come.
+        request_capture = store.capture(flow, REQUEST_BODY) if framing.kind != "none" else None
+        self._captures = (request_capture, store.capture(flow, RESPONSE_BODY))
         attempt = await self._exchange_once(flow, head, head_bytes, target, framing, upgrade)
         if attempt is not None and attempt[1].kind == "retry":
             # The idle connection had been closed by the server: once more, on a new one.

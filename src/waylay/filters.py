@@ -29,6 +29,7 @@ Limits: a compressed body is decoded up to ``MAX_DECODED_BODY`` bytes and search
 from __future__ import annotations
 
 import re
+import warnings
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -79,12 +80,18 @@ def _ascii_lower(text: str) -> str:
 
 @lru_cache(maxsize=256)
 def _text_regex(source: str) -> re.Pattern[str]:
-    return re.compile(source, FLAGS)
+    with warnings.catch_warnings():
+        # re's FutureWarnings ("possible nested set") are about the user's pattern, which
+        # still compiles: they must not reach the CLI's stderr as Python warnings.
+        warnings.simplefilter("ignore", FutureWarning)
+        return re.compile(source, FLAGS)
 
 
 @lru_cache(maxsize=64)
 def _body_regex(source: str) -> re.Pattern[bytes]:
-    return re.compile(source.encode("utf-8"), BODY_FLAGS)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        return re.compile(source.encode("utf-8"), BODY_FLAGS)
 
 
 def _required_literal(source: str) -> str:

@@ -2,22 +2,15 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from .clients import curl as run_curl
 from .origin import Origin
 from .pki import TestCA
-from .test_save import _wait_for_flows
+from .test_save import _flows_json, _wait_for_flows
 from .tls_clients import curl_https
 from .tls_origin import TlsOrigin
 from .waylay_process import RunWaylay, StartWaylay
-
-
-def _listed(run_waylay: RunWaylay, path: Path) -> list[dict[str, object]]:
-    result = run_waylay("flows", str(path), "--json")
-    assert result.returncode == 0, result.stderr
-    return [json.loads(line) for line in result.stdout.splitlines()]
 
 
 def test_replay_sends_the_saved_requests_again_and_links_the_new_flows(
@@ -58,7 +51,7 @@ def test_replay_sends_the_saved_requests_again_and_links_the_new_flows(
     assert tls_origin.handshakes[-1].sni == "api.example.test"  # verified TLS, by name
     chunked = [r for r in origin.requests if r.target == "/echo/chunked-upload"]
     assert chunked[1].header("transfer-encoding") == "chunked"
-    listed = _listed(run_waylay, path)
+    listed = _flows_json(run_waylay, path)
     assert [f["replay_of"] for f in listed] == [None, None, None, 1, 2, 3]
     assert [f["url"] for f in listed[3:]] == [f["url"] for f in listed[:3]]
     assert all(f["status"] == 200 for f in listed)

@@ -3,8 +3,9 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 # Debian packages the tests drive as real clients and servers (nginx and wrk: the benchmark;
-# chromium and libnss3-tools' certutil: the browser test).
-DEBS   := curl openssl nginx wrk chromium libnss3-tools
+# chromium and libnss3-tools' certutil: the browser test; iproute2 and iptables: the
+# transparent-mode tests, in network namespaces).
+DEBS   := curl openssl nginx wrk chromium libnss3-tools iproute2 iptables
 # The suite runs a second time on the newest CPython the machine has (pyenv's 3.13 here):
 # transports differ between versions in ways that matter to a proxy (see exchange._write).
 NEWEST_PYTHON ?= $(lastword $(sort $(wildcard $(HOME)/.pyenv/versions/3.13*/bin/python3)))

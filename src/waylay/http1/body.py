@@ -329,6 +329,7 @@ class ChunkedDecoder:
         if newline == -1:
             if len(data) - pos >= room:
                 if trailer:
+                    # RFC 9110 §5.4: a trailer section is bounded as a head is (431 or 502).
                     raise too_large(
                         f"trailer section longer than {self._max_trailer_size} bytes",
                         response=self._response,
@@ -382,7 +383,8 @@ class ChunkedDecoder:
             self._trailer_lines += 1
             if self._trailer_lines > self._max_trailers:
                 raise too_large(
-                    f"more than {self._max_trailers} trailer fields", response=self._response
+                    f"more than {self._max_trailers} trailer fields (RFC 9110 §5.4)",
+                    response=self._response,
                 )
             self._trailer_block += line
             return False

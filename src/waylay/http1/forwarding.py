@@ -34,6 +34,8 @@ HOP_BY_HOP: frozenset[bytes] = frozenset(
     }
 )
 _FRAMING = frozenset({b"content-length", b"transfer-encoding"})
+# RFC 9110 §7.6.1 lets a sender name any field in Connection; these decide the framing and
+# the target, which waylay sets itself (see the module docstring: hop-by-hop header abuse).
 _NEVER_DROPPED = _FRAMING | {b"host"}
 
 
@@ -174,8 +176,9 @@ def _dropped(headers: Headers, *, keep_upgrade: bool) -> frozenset[bytes]:
 def _canonical_framing(headers: Headers) -> Headers:
     """One ``Content-Length: N`` and one lowercased ``Transfer-Encoding`` line, in place.
 
-    body.py accepted values the RFC allows but a careless next hop may misread: "Chunked", a
-    length repeated as "5, 5" or on two lines, codings split over two lines. Forwarded as sent,
+    body.py accepted values the RFC allows but a careless next hop may misread: "Chunked"
+    (RFC 9112 §7: case-insensitive), a length repeated as "5, 5" or on two lines (RFC 9110
+    §8.6), codings split over two lines (RFC 9110 §5.3). Forwarded as sent,
     such a hop could frame the body differently (no chunked, no length) and read the rest as a
     second request. So the framing fields go on in the one form every parser agrees on. The
     values were validated before this runs: all lengths are equal, the codings are tokens.

@@ -103,8 +103,10 @@ def find_head_end(
     if lf != -1:
         return lf + 2
     if len(buf) >= max_head_size:
+        # RFC 9110 §5.4: a server MUST answer a head larger than it wishes to process with a
+        # 4xx; RFC 6585 §5 names it 431.
         raise too_large(
-            f"message head longer than {max_head_size} bytes (RFC 9112 §2.3)", response=response
+            f"message head longer than {max_head_size} bytes (RFC 9110 §5.4)", response=response
         )
     return -1
 
@@ -428,9 +430,12 @@ def parse_host(authority: bytes, default_port: int) -> tuple[str, int]:
 
 
 def _ipv6(literal: bytes) -> str:
-    # RFC 3986 §3.2.2: IP-literal; no IPvFuture and no zone identifier ("%25").
+    # RFC 3986 §3.2.2: IP-literal; no IPvFuture and no zone identifier ("%25", RFC 6874): a
+    # zone names an interface of the client's machine, which means nothing to a proxy.
     if b"%" in literal:
-        raise protocol_error("IPv6 zone identifiers are not accepted in a target or Host")
+        raise protocol_error(
+            "IPv6 zone identifiers are not accepted in a target or Host (RFC 3986 §3.2.2)"
+        )
     try:
         return ipaddress.IPv6Address(literal.decode("ascii")).compressed
     except ValueError:

@@ -63,6 +63,8 @@ def last_chunk(trailers: Sequence[tuple[bytes, bytes]] = ()) -> bytes:
 
 
 def _checked(head: bytes, lines: int) -> bytes:
+    # RFC 9110 §5.5: field values never hold CR or LF; one there would start a new line, a new
+    # field or a new message at the next hop (header injection, response splitting).
     if head.count(b"\n") != lines or head.count(b"\r") != lines:
         raise ValueError("CR or LF inside a start line, header name or value: refusing to send it")
     return head

@@ -100,6 +100,10 @@ def run_rounds(env: Env, scenarios: list[Scenario]) -> Results:
         stopped_proxies=env.launcher.stopped_proxy_cpu,
         origin=env.origin.cpu_seconds,
     )
+    for scenario in scenarios:
+        started = time.monotonic()
+        if said := scenario.prepare(env):
+            say(f"{scenario.name}: {said} ({time.monotonic() - started:.1f} s)")
     for round_index in range(env.settings.rounds):
         for scenario in scenarios:
             shift = round_index % len(scenario.ways)

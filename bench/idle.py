@@ -1,12 +1,17 @@
-"""Idle keep-alive connections: each sends one request, reads the response, then waits."""
+"""Idle keep-alive connections: each sends one request, reads the response, then waits.
+
+Over HTTP, or over intercepted HTTPS: ``CONNECT``, a TLS handshake trusting the proxy's CA,
+then the same one request inside the tunnel.
+"""
 
 from __future__ import annotations
 
 import socket
+import ssl
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from bench.errors import BenchError
+from bench.https import client_context, connect_tls, get_request, read_response
 from bench.ways import Route
 
 
@@ -14,25 +19,18 @@ def _one(route: Route, request: bytes) -> socket.socket:
     sock = socket.create_connection(route.connect_address, timeout=10)
     try:
         sock.sendall(request)
-        received = b""
-        while b"\r\n\r\n" not in received:
-            chunk = sock.recv(65536)
-            if not chunk:
-                raise BenchError(f"{route.way} closed an idle connection before its response")
-            received += chunk
-        head, _, body = received.partition(b"\r\n\r\n")
-        if not head.startswith(b"HTTP/1.1 200 "):
-            raise BenchError(f"{route.way}: {head.splitlines()[0]!r} on an idle connection")
-        length = next(
-            int(line.split(b":", 1)[1])
-            for line in head.split(b"\r\n")[1:]
-            if line.lower().startswith(b"content-length:")
-        )
-        while len(body) < length:
-            chunk = sock.recv(65536)
-            if not chunk:
-                raise BenchError(f"{route.way} closed an idle connection mid-response")
-            body += chunk
+        read_response(sock, route.way)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def _one_tls(route: Route, context: ssl.SSLContext, request: bytes) -> socket.socket:
+    sock = connect_tls(route, context)
+    try:
+        sock.sendall(request)
+        read_response(sock, route.way)
     except BaseException:
         sock.close()
         raise
@@ -42,16 +40,22 @@ def _one(route: Route, request: bytes) -> socket.socket:
 class IdleConnections:
     """Connections opened one after another and kept open until ``close``."""
 
-    def __init__(self, route: Route, path: str) -> None:
+    def __init__(self, route: Route, path: str, *, https: bool = False) -> None:
         self.route = route
-        self.request = (
-            f"GET {route.request_target(path)} HTTP/1.1\r\nHost: {route.authority}\r\n\r\n"
-        ).encode()
+        self.https = https
+        if https:
+            self.context = client_context(str(route.trusted_ca))
+            self.request = get_request(path, route.https_authority)
+        else:
+            self.request = get_request(route.request_target(path), route.authority)
         self.sockets: list[socket.socket] = []
 
     def open(self, count: int) -> None:
         for _ in range(count):
-            self.sockets.append(_one(self.route, self.request))
+            if self.https:
+                self.sockets.append(_one_tls(self.route, self.context, self.request))
+            else:
+                self.sockets.append(_one(self.route, self.request))
 
     def close(self) -> None:
         for sock in self.sockets:
@@ -60,8 +64,8 @@ class IdleConnections:
 
 
 @contextmanager
-def idle_connections(route: Route, path: str) -> Iterator[IdleConnections]:
-    connections = IdleConnections(route, path)
+def idle_connections(route: Route, path: str, *, https: bool = False) -> Iterator[IdleConnections]:
+    connections = IdleConnections(route, path, https=https)
     try:
         yield connections
     finally:

@@ -1,8 +1,8 @@
 """The origin: nginx on loopback, one worker, pinned to the load core, config in a temp dir.
 
-It serves a 1 KiB file and a large one (sparse: made in no time, read from no disk). HTTP
-only for now; HTTPS joins as a second ``listen ... ssl`` server with a certificate from the
-bench's own CA, when waylay intercepts TLS.
+It serves a 1 KiB file and a large one (sparse: made in no time, read from no disk), over
+HTTP and over HTTPS (a second ``listen ... ssl`` server, its certificate from the bench's own
+CA: ``bench/pki.py``). TLS sessions are nginx's defaults (tickets on), as a real origin's.
 """
 
 from __future__ import annotations
@@ -11,11 +11,13 @@ import os
 from pathlib import Path
 
 from bench.deps import tool
+from bench.pki import OriginPki, make_origin_pki
 from bench.process import Launched, clean_env, free_port, pinned
 from bench.procstat import children_of, cpu_seconds
 
 SMALL_PATH = "/1k"
 SMALL_SIZE = 1024
+ORIGIN_NAME = "origin.test"  # the name in the origin's certificate (and *.origin.test)
 
 _CONFIG = """\
 worker_processes 1;
@@ -43,19 +45,34 @@ http {{
         listen 127.0.0.1:{http_port};
         root {dir}/www;
     }}
+    server {{
+        listen 127.0.0.1:{https_port} ssl;
+        ssl_certificate {chain};
+        ssl_certificate_key {key};
+        root {dir}/www;
+    }}
 }}
 """
 
 
 class Origin:
-    """``with Origin(dir, core, bulk_size) as origin:`` — nginx running on ``origin.http_port``."""
+    """``with Origin(dir, core, bulk_size) as origin:`` — nginx running on ``origin.http_port``
+    and ``origin.https_port``; ``origin.ca`` is the CA that trusts its certificate."""
 
     def __init__(self, directory: Path, core: int, bulk_size: int) -> None:
         self.dir = directory
         self.core = core
         self.bulk_size = bulk_size
         self.http_port = 0
+        self.https_port = 0
+        self.pki: OriginPki | None = None
         self._process: Launched | None = None
+
+    @property
+    def ca(self) -> Path:
+        if self.pki is None:
+            raise ValueError("the origin has not started")
+        return self.pki.ca
 
     @property
     def bulk_path(self) -> str:
@@ -90,12 +107,23 @@ class Origin:
 
     def __enter__(self) -> Origin:
         self._write_files()
-        self.http_port = free_port()
+        self.pki = make_origin_pki(self.dir / "pki", (ORIGIN_NAME, f"*.{ORIGIN_NAME}"), "127.0.0.1")
+        os.chmod(self.pki.key, 0o600)  # nginx's master reads it as root, before dropping
+        self.http_port, self.https_port = free_port(), free_port()
         config = self.dir / "nginx.conf"
-        config.write_text(_CONFIG.format(dir=self.dir, http_port=self.http_port))
+        config.write_text(
+            _CONFIG.format(
+                dir=self.dir,
+                http_port=self.http_port,
+                https_port=self.https_port,
+                chain=self.pki.chain,
+                key=self.pki.key,
+            )
+        )
         command = [tool("nginx"), "-p", str(self.dir), "-c", str(config), "-e", "stderr"]
         self._process = Launched("nginx", pinned(self.core, command), clean_env(self.dir))
         self._process.wait_port(self.http_port)
+        self._process.wait_port(self.https_port)
         return self
 
     def cpu_seconds(self) -> float:

@@ -11,6 +11,7 @@ from bench.scenarios.base import Sample, Scenario
 from bench.ways import DIRECT, MITMDUMP, WAYLAY, WAYS
 
 NA = "—"
+NO_EQUIVALENT = "n/a"
 DISTURBED = 10.0  # % of the proxy's core used by others during one measurement
 HEADER = ("scenario", "metric", DIRECT, WAYLAY, MITMDUMP, "waylay/mitmdump", "waylay/direct")
 
@@ -76,12 +77,17 @@ class Results:
         rows = []
         for scenario in self.scenarios:
             for metric in scenario.metrics:
-                values = [self.median(scenario.name, metric.key, way) for way in WAYS]
+                cells = [
+                    NO_EQUIVALENT
+                    if way in scenario.no_equivalent
+                    else format_number(self.median(scenario.name, metric.key, way))
+                    for way in WAYS
+                ]
                 rows.append(
                     (
                         scenario.name,
                         metric.label,
-                        *(format_number(value) for value in values),
+                        *cells,
                         format_ratio(self.ratio(scenario.name, metric.key, WAYLAY, MITMDUMP)),
                         format_ratio(self.ratio(scenario.name, metric.key, WAYLAY, DIRECT)),
                     )
@@ -127,7 +133,11 @@ class Results:
                     "waylay/mitmdump": self.ratio(scenario.name, metric.key, WAYLAY, MITMDUMP),
                     "waylay/direct": self.ratio(scenario.name, metric.key, WAYLAY, DIRECT),
                 }
-            out[scenario.name] = {"title": scenario.title, "metrics": metrics}
+            out[scenario.name] = {
+                "title": scenario.title,
+                "no_equivalent": list(scenario.no_equivalent),
+                "metrics": metrics,
+            }
         return out
 
 

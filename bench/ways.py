@@ -1,12 +1,16 @@
 """The three ways a client reaches the origin: direct, through waylay, through mitmdump.
 
 A ``Route`` is what a load client needs to know about one of them: where to connect, what
-URL to ask for, and — when there is a proxy — its pid, for CPU and memory readings.
+URL to ask for, which CA to trust over HTTPS (the proxy's own, or the bench's for nginx
+itself) and — when there is a proxy — its pid, for CPU and memory readings. Both proxies
+trust the bench's CA upstream and nothing else added: waylay ``--upstream-ca``, mitmdump
+``ssl_verify_upstream_trusted_ca``.
 
 Names never reach real DNS. waylay answers ``origin.test`` from its ``--hosts`` file with
 ``--hosts-only``; mitmdump has no hosts file of its own (it asks the system resolver), so its
 clients name the origin by its address, ``127.0.0.1``. The clients never resolve a name
-either: with a proxy, curl and wrk hand the whole URL to it.
+either: with a proxy, curl and wrk hand the whole URL to it. Over TLS the benchmark's own
+clients still send ``origin.test`` as SNI on every way (curl sends none for an address).
 """
 
 from __future__ import annotations
@@ -20,14 +24,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.origin import Origin
+from bench.origin import ORIGIN_NAME, Origin
 from bench.process import Launched, clean_env, free_port, pinned
 from bench.procstat import cpu_seconds
 
 DIRECT, WAYLAY, MITMDUMP = "direct", "waylay", "mitmdump"
 WAYS = (DIRECT, WAYLAY, MITMDUMP)
 PROXIES = (WAYLAY, MITMDUMP)
-ORIGIN_NAME = "origin.test"
 _WAYLAY_READY = re.compile(r"^waylay listening on (?P<host>\S+):(?P<port>\d+)$")
 
 
@@ -38,9 +41,25 @@ class Route:
     proxy: str | None = None  # the proxy's URL; None when direct
     pid: int | None = None  # the proxy's pid
     ready_seconds: float = 0.0  # from launch to ready
+    https_authority: str = ""  # host:port of the HTTPS origin as the client names it
+    trust: Path | None = None  # the CA a client trusts over TLS: the proxy's, or the bench's
 
     def url(self, path: str) -> str:
         return f"http://{self.authority}{path}"
+
+    def https_url(self, path: str) -> str:
+        return f"https://{self.https_authority}{path}"
+
+    @property
+    def server_name(self) -> str:
+        """The SNI and the name checked in the certificate, on every way."""
+        return ORIGIN_NAME
+
+    @property
+    def trusted_ca(self) -> Path:
+        if self.trust is None:
+            raise ValueError(f"{self.way}: no CA to trust over TLS")
+        return self.trust
 
     def request_target(self, path: str) -> str:
         """Absolute form for a proxy, origin form for the origin itself."""
@@ -54,6 +73,14 @@ class Route:
     @property
     def connect_address(self) -> tuple[str, int]:
         host, _, port = self.connect_url.removeprefix("http://").rstrip("/").rpartition(":")
+        return host, int(port)
+
+    @property
+    def tls_connect_address(self) -> tuple[str, int]:
+        """Where a TLS client opens its connections: the proxy (then CONNECT), or nginx."""
+        if self.proxy:
+            return self.connect_address
+        host, _, port = self.https_authority.rpartition(":")
         return host, int(port)
 
     @property
@@ -103,6 +130,8 @@ class Launcher:
             "--hosts-only",
             "--confdir",
             str(confdir),
+            "--upstream-ca",
+            str(self.origin.ca),
         ]
         env = clean_env(self.home, {"PYTHONPATH": str(self.programs.waylay_src)})
         process = Launched(WAYLAY, pinned(self.core, command), env)
@@ -113,12 +142,15 @@ class Launcher:
             proxy=f"http://{ready['host']}:{ready['port']}",
             pid=process.pid,
             ready_seconds=_since(process),
+            https_authority=f"{ORIGIN_NAME}:{self.origin.https_port}",
+            trust=confdir / "waylay-ca-cert.pem",
         )
         return process, route
 
     def _mitmdump(self, options: Sequence[str]) -> tuple[Launched, Route]:
         # With -q mitmdump prints no ready line: it is ready when its port accepts.
         port = free_port()
+        confdir = self.workdir / "mitmproxy-confdir"
         command = [
             str(self.programs.mitmdump),
             "-q",
@@ -127,7 +159,9 @@ class Launcher:
             "--listen-port",
             str(port),
             "--set",
-            f"confdir={self.workdir / 'mitmproxy-confdir'}",
+            f"confdir={confdir}",
+            "--set",
+            f"ssl_verify_upstream_trusted_ca={self.origin.ca}",
             *options,
         ]
         process = Launched(MITMDUMP, pinned(self.core, command), clean_env(self.home))
@@ -138,13 +172,20 @@ class Launcher:
             proxy=f"http://127.0.0.1:{port}",
             pid=process.pid,
             ready_seconds=_since(process),
+            https_authority=f"127.0.0.1:{self.origin.https_port}",
+            trust=confdir / "mitmproxy-ca-cert.pem",
         )
         return process, route
 
     @contextmanager
     def start(self, way: str, mitmdump_options: Sequence[str] = ()) -> Iterator[Route]:
         if way == DIRECT:
-            yield Route(way=DIRECT, authority=f"127.0.0.1:{self.origin.http_port}")
+            yield Route(
+                way=DIRECT,
+                authority=f"127.0.0.1:{self.origin.http_port}",
+                https_authority=f"127.0.0.1:{self.origin.https_port}",
+                trust=self.origin.ca,
+            )
             return
         process, route = self._waylay() if way == WAYLAY else self._mitmdump(mitmdump_options)
         self._running = process

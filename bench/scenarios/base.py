@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,20 +32,29 @@ class Env:
     home: Path  # HOME of every process launched
 
 
-class Scenario(ABC):
+class Scenario:
     name: str  # "S1"
     title: str
     metrics: tuple[Metric, ...]
     ways: tuple[str, ...] = WAYS
+    # Ways with nothing to compare (S8: neither mitmdump nor "no proxy" has a flow database):
+    # "n/a" in the table, where "—" means a metric that needs a proxy.
+    no_equivalent: tuple[str, ...] = ()
     mitmdump_options: tuple[str, ...] = ()  # what mitmdump runs with here, beside -q
+
+    def prepare(self, env: Env) -> str | None:
+        """Once before the rounds: make what every round needs; a line to say, if any."""
+        return None
 
     def run(self, env: Env, way: str) -> Sample:
         """One measurement of one way: start it, measure, stop it."""
         with env.launcher.start(way, self.mitmdump_options) as route:
             return self.measure(env, route)
 
-    @abstractmethod
-    def measure(self, env: Env, route: Route) -> Sample: ...
+    def measure(self, env: Env, route: Route) -> Sample:
+        """What ``run`` measures through a started way (a scenario that starts none, such as
+        S8, overrides ``run`` instead)."""
+        raise NotImplementedError(f"{self.name} measures in run()")
 
     def metric(self, key: str) -> Metric:
         return next(metric for metric in self.metrics if metric.key == key)

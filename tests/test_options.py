@@ -158,3 +158,44 @@ def test_bad_interception_options(
 ) -> None:
     with pytest.raises(ConfigError, match=message):
         build_options(_flags(tmp_path, **{flag: value}))
+
+
+def test_transparent_options(tmp_path: Path) -> None:
+    options = build_options(
+        _flags(tmp_path, mode="transparent", upstream_mark="0x2a", peek_timeout="0.25")
+    )
+    assert options.mode == "transparent"
+    assert options.upstream_mark == 42
+    assert options.limits.peek_timeout == 0.25
+    defaults = build_options(_flags(tmp_path))
+    assert defaults.mode == "regular" and defaults.upstream_mark is None
+    assert defaults.limits.peek_timeout == 1.0
+
+
+def test_transparent_options_from_config(tmp_path: Path) -> None:
+    (tmp_path / "config.toml").write_text(
+        'mode = "transparent"\nupstream-mark = 7\npeek-timeout = 2\n'
+    )
+    options = build_options(_flags(tmp_path))
+    assert (options.mode, options.upstream_mark, options.limits.peek_timeout) == (
+        "transparent",
+        7,
+        2.0,
+    )
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "message"),
+    [
+        ("mode", "reverse", "expected one of regular, transparent"),
+        ("upstream_mark", "0", "from 1 to 0xffffffff"),
+        ("upstream_mark", "0x100000000", "from 1 to 0xffffffff"),
+        ("upstream_mark", "mark", "from 1 to 0xffffffff"),
+        ("peek_timeout", "soon", "expected seconds"),
+        ("peek_timeout", "-1", "between 0 and 3600"),
+        ("peek_timeout", "nan", "between 0 and 3600"),
+    ],
+)
+def test_bad_transparent_options(tmp_path: Path, flag: str, value: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        build_options(_flags(tmp_path, **{flag: value}))

@@ -28,7 +28,7 @@ from waylay.flowlist import list_flows
 from waylay.har import export_file, import_file
 from waylay.hooks import HookTable
 from waylay.hosts import Resolver, load_hosts
-from waylay.options import DEFAULT_LISTEN, Options, build_options
+from waylay.options import DEFAULT_LISTEN, MODES, Options, build_options
 from waylay.replay import replay_stored
 from waylay.server import ProxyServer, raise_open_file_limit
 from waylay.upstream import dns_lookup
@@ -50,6 +50,24 @@ def _proxy_flags(parser: argparse.ArgumentParser) -> None:
         metavar="HOST:PORT",
         help=f"where the proxy listens; port 0 picks a free port, HOST * is one dual-stack "
         f"socket on every address, [::1]:8080 an IPv6 literal (default {DEFAULT_LISTEN})",
+    )
+    parser.add_argument(
+        "--mode",
+        choices=MODES,
+        help="regular: clients are configured to use the proxy; transparent: the network "
+        "redirects their connections here (see `waylay transparent rules`) (default regular)",
+    )
+    parser.add_argument(
+        "--peek-timeout",
+        metavar="SECONDS",
+        help="how long to wait for a client's first bytes before relaying its connection as a "
+        "server-speaks-first protocol (default 1)",
+    )
+    parser.add_argument(
+        "--upstream-mark",
+        metavar="MARK",
+        help="set this firewall mark (SO_MARK) on every connection to a server, so local-capture "
+        "rules (`waylay transparent rules --local --exclude-mark MARK`) leave them alone",
     )
     _client_flags(parser)
     _filter_flag(parser, "show only the flows that match EXPR (see docs/flows.md)")
@@ -329,6 +347,9 @@ def _flags(args: argparse.Namespace) -> dict[str, Any]:
         "server_replay",
         "server_replay_strict",
         "filter",
+        "mode",
+        "upstream_mark",
+        "peek_timeout",
     )
     return {name: getattr(args, name, None) for name in names}
 

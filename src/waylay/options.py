@@ -117,6 +117,11 @@ class Options:
     server_replay_strict: bool = False
     # --filter: only flows that match are shown (dump) or selected (flows, replay, har).
     filter: Filter | None = None
+    # "regular": clients are configured to use the proxy; "transparent": the network redirects
+    # their connections to it, and the kernel says where each was going (docs/transparent.md).
+    mode: str = "regular"
+    # SO_MARK set on every upstream socket, so local-capture rules can leave them alone.
+    upstream_mark: int | None = None
     limits: Limits = field(default_factory=Limits)
 
 
@@ -137,10 +142,15 @@ _CONFIG_KEYS = {
     "server-replay": "server_replay",
     "server-replay-strict": "server_replay_strict",
     "filter": "filter",
+    "mode": "mode",
+    "upstream-mark": "upstream_mark",
+    "peek-timeout": "peek_timeout",
 }
+MODES = ("regular", "transparent")
 # Settings whose relative paths are relative to the config file.
 _PATH_KEYS = frozenset({"hosts", "upstream_ca", "save", "server_replay"})
-_OPTION_FIELDS = {f.name for f in fields(Options)}
+# Flags that set a field of Options, or of its Limits.
+_OPTION_FIELDS = {f.name for f in fields(Options)} | {"peek_timeout"}
 
 
 def read_config(confdir: Path) -> dict[str, Any]:
@@ -202,6 +212,10 @@ def build_options(flags: dict[str, Any]) -> Options:
         values["certs"] = tuple(
             _assignment("--cert", text) for text in _expect_list(merged, "certs")
         )
+    if "mode" in merged:
+        values["mode"] = _mode(_expect(merged, "mode", str))
+    if "upstream_mark" in merged:
+        values["upstream_mark"] = _mark(merged["upstream_mark"])
     if values.get("server_replay_strict") and "server_replay" not in values:
         raise ConfigError("--server-replay-strict needs --server-replay FILE")
     if values.get("hosts_only") and "hosts" not in values:
@@ -210,8 +224,39 @@ def build_options(flags: dict[str, Any]) -> Options:
     timeout = os.environ.get("WAYLAY_UPSTREAM_TIMEOUT")
     if timeout:
         limits = _with_upstream_timeout(limits, timeout)
+    if "peek_timeout" in merged:
+        limits = replace(limits, peek_timeout=_seconds("--peek-timeout", merged["peek_timeout"]))
     values["limits"] = limits
     return Options(**values)
+
+
+def _mode(text: str) -> str:
+    if text not in MODES:
+        raise ConfigError(f"--mode {text!r}: expected one of {', '.join(MODES)}")
+    return text
+
+
+def _mark(value: object) -> int:
+    """A firewall mark: decimal or 0x-hex, 1 to 0xffffffff (0 is no mark at all)."""
+    text = str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+    if isinstance(text, str):
+        try:
+            mark = int(text, 0)
+        except ValueError:
+            mark = -1
+        if 0 < mark <= 0xFFFFFFFF:
+            return mark
+    raise ConfigError(f"--upstream-mark {value!r}: expected a number from 1 to 0xffffffff")
+
+
+def _seconds(flag: str, value: object) -> float:
+    try:
+        seconds = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise ConfigError(f"{flag} {value!r}: expected seconds") from None
+    if not 0 < seconds <= 3600:
+        raise ConfigError(f"{flag} {value!r}: expected seconds between 0 and 3600")
+    return seconds
 
 
 def _with_upstream_timeout(limits: Limits, text: str) -> Limits:

@@ -6,6 +6,9 @@
 3. Random bytes, alone or framed as records or as extensions: the same three answers.
 4. Answers are final: what a prefix of some bytes is refused for, or parsed as, the whole is too.
 5. ClientHellos built from random fields parse back to those fields, however they are cut.
+6. ``looks_like_tls`` decides once, and never calls TLS what the parser refuses.
+7. ``max_size`` refuses exactly the messages longer than it.
+8. A parsed ClientHello is consistent: no extension twice, ASCII names, its own records.
 """
 
 from __future__ import annotations
@@ -14,10 +17,18 @@ import functools
 import string
 from typing import Any, TypeAlias
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from waylay.tls.clienthello import MAX_RECORD_LEN, ClientHello, ClientHelloError, parse_client_hello
+from waylay.tls.clienthello import (
+    MAX_RECORD_LEN,
+    TLS_RECORD_PREFIX_LEN,
+    ClientHello,
+    ClientHelloError,
+    looks_like_tls,
+    parse_client_hello,
+)
 
 from .test_clienthello import (
     alpn,
@@ -202,3 +213,64 @@ def test_built_round_trip(
     wire = records(handshake(body(**fields)), sizes)
     assert parse_client_hello(wire) == ClientHello(**expected, record_bytes=len(wire))
     assert parse_client_hello(wire[: data.draw(st.integers(0, len(wire) - 1))]) is None
+
+
+# --- 6. looks_like_tls: final, and never at odds with the parser ------------------------------
+
+
+@given(wires() | mutated() | st.binary(max_size=8) | near_tls, st.data())
+def test_looks_like_tls_is_final_and_agrees_with_the_parser(
+    wire: bytes, data: st.DataObject
+) -> None:
+    whole = looks_like_tls(wire)
+    early = looks_like_tls(wire[: data.draw(st.integers(0, len(wire)))])
+    if early is not None:
+        assert whole is early
+    if len(wire) >= TLS_RECORD_PREFIX_LEN:
+        assert whole is not None
+    answer = outcome(wire)
+    if whole is False:
+        # The detector sends these bytes on as plain TCP; the parser never sees a hello in
+        # them, and refuses them once the record prefix is there (before, it may wait to name
+        # the fault: see test_a_high_bit_first_byte_waits_for_the_third_to_name_its_error).
+        assert not isinstance(answer, ClientHello)
+        if len(wire) >= TLS_RECORD_PREFIX_LEN:
+            assert isinstance(answer, ClientHelloError)
+    if isinstance(answer, ClientHello):
+        assert whole is True
+
+
+# --- 7. max_size: the bound on what the parser will gather -------------------------------------
+
+
+@given(built(), record_sizes, st.integers(40, 600))
+def test_max_size_bounds_the_message(
+    case: tuple[dict[str, Any], dict[str, Any]], sizes: int | list[int], max_size: int
+) -> None:
+    fields, _ = case
+    message = handshake(body(**fields))
+    wire = records(message, sizes)
+    if len(message) - 4 <= max_size:  # the limit counts the handshake message's body
+        assert parse_client_hello(wire, max_size=max_size) == parse_client_hello(wire)
+    else:
+        with pytest.raises(ClientHelloError, match=f"longer than {max_size} bytes"):
+            parse_client_hello(wire, max_size=max_size)
+
+
+# --- 8. what a parsed ClientHello holds -------------------------------------------------------
+
+
+@given(mutated() | wires())
+def test_parsed_hellos_are_consistent(wire: bytes) -> None:
+    answer = outcome(wire)
+    if not isinstance(answer, ClientHello):
+        return
+    assert 0 < answer.record_bytes <= len(wire)
+    types = [ext_type for ext_type, _ in answer.extensions]
+    assert len(types) == len(set(types)), "an extension appears twice"
+    assert answer.sni is None or (answer.sni.isascii() and answer.sni)
+    assert all(name and name.isascii() for name in answer.alpn)
+    assert len(answer.random) == 32
+    assert len(answer.session_id) <= 32
+    # The records that carried it are the whole answer: the rest of the input is not read.
+    assert outcome(wire[: answer.record_bytes]) == answer

@@ -1,0 +1,1 @@
+"""What waylay asks of, and tells, the operating system: original destinations, packet-filter rules."""

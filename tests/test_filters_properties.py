@@ -5,6 +5,8 @@
 2. Random text parses or raises FilterError, nothing else; when it parses, its SQL runs and
    agrees with ``matches`` on the table tests' flows.
 3. The SQL prefilter of a regex never turns away a text the regex matches.
+4. Deep and long expressions parse within SQLite's limits or raise FilterError; an error's
+   pointer stands under its column.
 """
 
 from __future__ import annotations
@@ -313,3 +315,45 @@ def test_the_prefilter_keeps_every_text_the_regex_matches(regex: str, data: st.D
     text = data.draw(st.from_regex(compiled))
     assert compiled.search(text)
     assert _required_literal(regex) in _ascii_lower(text)
+
+
+# --- 4. the limits: deep and long expressions ----------------------------------------------------
+
+terms = st.sampled_from(
+    ["~s", "~q", "~d example", "~c 200", "~h Server", "page", "!~e", "~b World"]
+)
+
+
+@st.composite
+def big_expressions(draw: st.DrawFn) -> str:
+    """Nested ``!`` and parentheses around long chains, balanced or not, around the limits."""
+    joiner = draw(st.sampled_from([" & ", " | ", " ", "&", "|"]))
+    chain = joiner.join(draw(st.lists(terms, min_size=1, max_size=5)) * draw(st.integers(1, 250)))
+    opened = draw(st.integers(0, 24))
+    closed = draw(st.sampled_from([opened, opened, max(0, opened - 1), opened + 1]))
+    negations = draw(st.integers(0, 12))
+    return "!" * negations + "(" * opened + chain + ")" * closed
+
+
+@given(big_expressions())
+def test_deep_and_long_expressions_stay_within_sqlite(text: str) -> None:
+    # parse_filter's limits exist so that SQLite accepts the SQL (its parser stack, its
+    # expression depth): what parses must run, and agree with matches(); the rest is a
+    # FilterError, never a RecursionError or an sqlite3 error.
+    try:
+        flt = parse_filter(text)
+    except FilterError as exc:
+        assert 1 <= exc.column <= len(text) + 1
+        return
+    assert sql_ids(table_database(), text) == python_ids(FLOWS, text)
+    assert flt.text == text
+
+
+@given(random_texts)
+def test_the_error_pointer_is_under_its_column(text: str) -> None:
+    try:
+        parse_filter(text)
+    except FilterError as exc:
+        caret_line = exc.pointer().rsplit("\n", 1)[1]
+        assert caret_line.endswith("^")
+        assert len(caret_line) == exc.column

@@ -1,1 +1,1 @@
-"""What waylay asks of, and tells, the operating system: original destinations, packet-filter rules."""
+"""What waylay asks of the operating system: original destinations, packet-filter rules."""

@@ -23,6 +23,7 @@ from bench import deps, machine
 from bench.disturbance import Disturbance, Ours
 from bench.errors import BenchError
 from bench.origin import Origin
+from bench.profile import PROFILED, profile_waylay
 from bench.report import Results, format_number
 from bench.scenarios import Env, Sample, Scenario, all_scenarios
 from bench.settings import FULL, SMOKE, Settings
@@ -62,8 +63,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--profile",
-        action="store_true",
-        help="after the rounds, profile waylay under S1's load with py-spy and summarise",
+        nargs="?",
+        const="S1",
+        choices=PROFILED,
+        help="after the rounds, profile waylay under S1's load (or S2's, S3's) with py-spy "
+        "and summarise",
     )
     parser.add_argument(
         "--install-only", action="store_true", help="install what is missing, then stop"
@@ -175,10 +179,11 @@ def _main(args: argparse.Namespace) -> int:
             results = run_rounds(env, scenarios)
             profile = None
             if args.profile:
-                from bench.profile import profile_waylay
-
                 profile = profile_waylay(
-                    env, workdir, keep=args.json.with_name("waylay-s1.collapsed")
+                    env,
+                    workdir,
+                    args.profile,
+                    keep=args.json.with_name(f"waylay-{args.profile.lower()}.collapsed"),
                 )
     load_after = machine.loadavg()
     elapsed = time.monotonic() - started

@@ -1,13 +1,14 @@
-"""Where waylay spends its time under S1's load: py-spy samples, summarised as text.
+"""Where waylay spends its time under S1's load (or S2's, S3's): py-spy samples, as text.
 
 py-spy (installed into the bench's own venv, never the project's) samples the proxy while
-wrk drives keep-alive requests through it, without stopping it (``--nonblocking``: stopping
-a process with ptrace lands on system-call exits and over-charges the lines that make
-them), running threads only, per thread. The summary gives each thread's share of the
-samples, then for the event loop's thread its shares by area, by function ("self": the
-function itself, with the C code and system calls it makes directly) and, for waylay's own
-functions, with everything they call; for any other thread (the flow store's writer) its
-top functions. The collapsed stacks are kept beside ``results.json`` for a flame graph.
+wrk (S1) or the HTTPS load client (S2, S3) drives it, without stopping it
+(``--nonblocking``: stopping a process with ptrace lands on system-call exits and
+over-charges the lines that make them), running threads only, per thread. The summary gives
+each thread's share of the samples, then for the event loop's thread its shares by area, by
+function ("self": the function itself, with the C code and system calls it makes directly)
+and, for waylay's own functions, with everything they call; for any other thread (the flow
+store's writer) its top functions. The collapsed stacks are kept beside ``results.json`` for a
+flame graph.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ from bench import deps
 from bench.errors import BenchError
 from bench.origin import SMALL_PATH
 from bench.scenarios.base import Env
-from bench.ways import WAYLAY
+from bench.tlsload import run_tls_load
+from bench.ways import WAYLAY, Route
 from bench.wrk import run_wrk
 
 _RATE = 250  # samples per second
@@ -42,6 +44,8 @@ _SOCKET_IO = (
 _AREAS = (
     ("the loop in epoll_wait", lambda f: f == _IDLE),
     ("socket send and recv (the system calls, mostly)", lambda f: f in _SOCKET_IO),
+    ("TLS: OpenSSL's work behind the ssl module", lambda f: "(ssl.py)" in f),
+    ("waylay certs/: forging, the certificate store", lambda f: "waylay/certs/" in f),
     ("waylay http1/: parsing, serialising, forwarding rules", lambda f: "waylay/http1/" in f),
     ("waylay's other modules: connection, exchange, flow, hooks", lambda f: "waylay/" in f),
     ("objects built by dataclasses (__init__)", lambda f: "(<string>)" in f),
@@ -72,7 +76,49 @@ def _stacks(collapsed: str) -> Iterator[tuple[str, list[str], int]]:
             yield name, frames, int(count_text)
 
 
-def summarise(collapsed: str, top: int = TOP) -> str:
+def _s1(env: Env, route: Route) -> None:
+    run_wrk(
+        route,
+        SMALL_PATH,
+        connections=env.settings.connections,
+        duration=env.settings.duration,
+        core=env.cores.load,
+        home=env.home,
+    )
+
+
+def _s2(env: Env, route: Route) -> None:
+    run_tls_load(
+        route,
+        SMALL_PATH,
+        mode="keepalive",
+        connections=env.settings.connections,
+        duration=env.settings.duration,
+        core=env.cores.load,
+        home=env.home,
+        processes=env.settings.load_processes,
+    )
+
+
+def _s3(env: Env, route: Route) -> None:
+    run_tls_load(
+        route,
+        SMALL_PATH,
+        mode="fresh",
+        connections=env.settings.lanes,
+        duration=env.settings.duration,
+        core=env.cores.load,
+        home=env.home,
+        processes=env.settings.load_processes,
+    )
+
+
+# The scenarios whose load can be profiled: each drives waylay as the scenario does.
+_LOADS = {"S1": _s1, "S2": _s2, "S3": _s3}
+PROFILED = tuple(_LOADS)
+
+
+def summarise(collapsed: str, scenario: str = "S1", top: int = TOP) -> str:
     per_thread: Counter[str] = Counter()
     own: dict[str, Counter[str]] = defaultdict(Counter)
     anywhere: Counter[str] = Counter()  # the main thread's only
@@ -101,7 +147,7 @@ def summarise(collapsed: str, top: int = TOP) -> str:
         {frame: n for frame, n in anywhere.items() if "waylay/" in frame and frame not in _SCAFFOLD}
     )
     lines = [
-        f"waylay under S1's load: {total} py-spy samples of running threads",
+        f"waylay under {scenario}'s load: {total} py-spy samples of running threads",
         *table(per_thread, "by thread (share of all samples):", total),
         f"the event loop's thread ({_MAIN}), shares of its samples — by area:",
         *table(areas, "", main, limit=None)[1:],
@@ -114,9 +160,9 @@ def summarise(collapsed: str, top: int = TOP) -> str:
     return "\n".join(lines)
 
 
-def profile_waylay(env: Env, workdir: Path, keep: Path | None = None) -> str:
+def profile_waylay(env: Env, workdir: Path, scenario: str, keep: Path | None = None) -> str:
     py_spy = deps.ensure_py_spy()
-    output = workdir / "waylay-s1.collapsed"
+    output = workdir / f"waylay-{scenario.lower()}.collapsed"
     with env.launcher.start(WAYLAY) as route:
         recorder = subprocess.Popen(
             [
@@ -129,7 +175,8 @@ def profile_waylay(env: Env, workdir: Path, keep: Path | None = None) -> str:
                 "--rate",
                 str(_RATE),
                 "--duration",
-                str(round(env.settings.duration) + 2),
+                # The HTTPS load client opens its connections first: a few seconds more.
+                str(round(env.settings.duration) + 5),
                 "--pid",
                 str(route.proxy_pid),
                 "--output",
@@ -139,17 +186,10 @@ def profile_waylay(env: Env, workdir: Path, keep: Path | None = None) -> str:
             stderr=subprocess.PIPE,
             text=True,
         )
-        run_wrk(
-            route,
-            SMALL_PATH,
-            connections=env.settings.connections,
-            duration=env.settings.duration,
-            core=env.cores.load,
-            home=env.home,
-        )
+        _LOADS[scenario](env, route)
         _, stderr = recorder.communicate(timeout=env.settings.duration + 60)
     if recorder.returncode != 0 or not output.exists():
         raise BenchError(f"py-spy failed ({recorder.returncode}): {stderr}")
     if keep is not None:
         shutil.copyfile(output, keep)
-    return summarise(output.read_text())
+    return summarise(output.read_text(), scenario)

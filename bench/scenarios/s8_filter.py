@@ -4,8 +4,9 @@ types it, from launch to exit, listing what matched.
 The database is built once (``bench/flowdb.py``, cached under ``bench/``) with waylay's own
 bulk writer, by the waylay being measured. Each filter picks about 1% of the flows, so the
 time is the filter's and not that of printing a million lines; the listing is checked against
-what the recipe put in. The command runs pinned to the proxy's core, its file read into the
-page cache first. Neither mitmdump nor "no proxy" has a flow database to filter: "n/a".
+what the recipe put in. The command runs pinned to the load core, where the benchmark counts
+the CPU of the processes it reaps (no load runs meanwhile), its file read into the page cache
+first. Neither mitmdump nor "no proxy" has a flow database to filter: "n/a".
 """
 
 from __future__ import annotations
@@ -69,7 +70,7 @@ class Filter(Scenario):
                        "--filter", expression, str(self.database)]  # fmt: skip
             started = time.monotonic()
             listed = subprocess.run(
-                pinned(env.cores.proxy, command),
+                pinned(env.cores.load, command),
                 capture_output=True,
                 text=True,
                 env=self._env(env),

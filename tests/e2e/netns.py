@@ -25,7 +25,7 @@ import os
 import re
 import shutil
 import subprocess
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 NETNS_DIR = Path("/var/run/netns")
@@ -99,13 +99,25 @@ class Host:
             raise AssertionError(f"namespace {self.name} is the machine's own: refusing")
 
     def run(
-        self, *command: str, check: bool = True, input: str | None = None
+        self,
+        *command: str,
+        check: bool = True,
+        input: str | None = None,
+        env: Mapping[str, str] | None = None,
     ) -> subprocess.CompletedProcess[str]:
-        """Run ``command`` inside this namespace; raise with its stderr if it fails."""
-        if command and Path(command[0]).name.startswith(("iptables", "ip6tables", "sysctl")):
-            self.assert_not_the_machine()
+        """Run ``command`` inside this namespace; raise with its stderr if it fails.
+
+        The namespace is checked before every command, not only iptables and sysctl: a
+        program (``waylay transparent rules --apply``) may change the packet filter too.
+        """
+        self.assert_not_the_machine()
         result = subprocess.run(
-            [*self.prefix, *command], capture_output=True, text=True, input=input, timeout=30
+            [*self.prefix, *command],
+            capture_output=True,
+            text=True,
+            input=input,
+            timeout=30,
+            env=None if env is None else dict(env),
         )
         if check and result.returncode != 0:
             raise AssertionError(
@@ -175,7 +187,8 @@ class Network:
              "peer", "name", b_interface, "netns", b.name],
             check=True, capture_output=True,
         )  # fmt: skip
-        for host, interface, addresses in ((a, a_interface, a_addresses), (b, b_interface, b_addresses)):
+        ends = ((a, a_interface, a_addresses), (b, b_interface, b_addresses))
+        for host, interface, addresses in ends:
             for address in addresses:
                 extra = ["nodad"] if ":" in address else []
                 host.run("ip", "addr", "add", address, "dev", interface, *extra)

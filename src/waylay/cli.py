@@ -10,6 +10,8 @@ import argparse
 import asyncio
 import logging
 import os
+import pwd
+import shutil
 import signal
 import sqlite3
 import sys
@@ -29,6 +31,7 @@ from waylay.har import export_file, import_file
 from waylay.hooks import HookTable
 from waylay.hosts import Resolver, load_hosts
 from waylay.options import DEFAULT_LISTEN, MODES, Options, build_options
+from waylay.platform import iptables
 from waylay.replay import replay_stored
 from waylay.server import ProxyServer, raise_open_file_limit
 from waylay.upstream import dns_lookup
@@ -206,6 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
     _body_limit_flag(replay)
     _filter_flag(replay, "replay only the flows that match EXPR (see docs/flows.md)")
     _har_command(commands)
+    _transparent_command(commands)
     return parser
 
 
@@ -276,16 +280,93 @@ def _har_command(commands: Any) -> None:
     )
 
 
+def _transparent_command(commands: Any) -> None:
+    transparent = commands.add_parser(
+        "transparent",
+        help="set up transparent mode: the iptables rules that send connections to waylay",
+        description="Transparent mode (waylay dump --mode transparent) needs the network to "
+        "redirect clients' connections to waylay; see docs/transparent.md.",
+    )
+    actions = transparent.add_subparsers(
+        dest="transparent_action", metavar="ACTION", parser_class=_Parser
+    )
+    actions.required = True
+    rules = actions.add_parser(
+        "rules",
+        help="print, apply or remove the iptables rules",
+        description="Print the iptables and ip6tables rules (nat table, REDIRECT) for a gateway "
+        "or for local capture, with what else the set-up needs; without --gateway or --local, "
+        "both set-ups with placeholders. --apply and --remove change the rules (as root); every "
+        "rule carries the comment 'waylay'.",
+        epilog="WAYLAY_IPTABLES=iptables-legacy (or iptables-nft, or a path) chooses the "
+        "iptables front end; ip6tables is the matching one. Default: iptables and ip6tables "
+        "on PATH.",
+    )
+    where = rules.add_mutually_exclusive_group()
+    where.add_argument(
+        "--gateway",
+        metavar="IFACE",
+        help="clients route through this machine and come in on IFACE: redirect in PREROUTING",
+    )
+    where.add_argument(
+        "--local",
+        action="store_true",
+        help="capture this machine's own programs: redirect in OUTPUT (needs --exclude-user "
+        "or --exclude-mark)",
+    )
+    exclude = rules.add_mutually_exclusive_group()
+    exclude.add_argument(
+        "--exclude-user",
+        metavar="USER",
+        help="with --local: leave the connections of USER, the user waylay runs as, alone",
+    )
+    exclude.add_argument(
+        "--exclude-mark",
+        metavar="MARK",
+        help="with --local: leave connections with firewall mark MARK alone (run waylay with "
+        "--upstream-mark MARK)",
+    )
+    rules.add_argument(
+        "--proxy-port",
+        metavar="N",
+        default=str(iptables.DEFAULT_PROXY_PORT),
+        help=f"the port waylay listens on (default {iptables.DEFAULT_PROXY_PORT})",
+    )
+    rules.add_argument(
+        "--ports",
+        metavar="LIST",
+        default=",".join(iptables.DEFAULT_PORTS),
+        help="the TCP destination ports to redirect, LOW:HIGH for a range (default 80,443)",
+    )
+    rules.add_argument(
+        "--block-quic",
+        action="store_true",
+        help="also reject UDP 443 (QUIC), so browsers use TCP and get intercepted",
+    )
+    change = rules.add_mutually_exclusive_group()
+    change.add_argument(
+        "--apply", action="store_true", help="add the rules that are not there yet (as root)"
+    )
+    change.add_argument(
+        "--remove",
+        action="store_true",
+        help="delete exactly these rules, leaving every other rule alone (as root)",
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args, unknown = parser.parse_known_args(argv)
     if unknown:
         # Name the subcommand whose --help lists the flags that do exist.
-        words = ["waylay", args.command, getattr(args, "ca_action", None)]
+        action = getattr(args, "ca_action", None) or getattr(args, "transparent_action", None)
+        words = ["waylay", args.command, action]
         prog = " ".join(word for word in words if word)
         _Parser(prog=prog).error(f"unrecognized arguments: {' '.join(unknown)}")
     logging.basicConfig(format="waylay: %(message)s", level=logging.WARNING, stream=sys.stderr)
     try:
+        if args.command == "transparent":
+            return run_transparent(args)
         options = build_options(_flags(args))
         if args.command == "dump":
             return run_dump(options)
@@ -424,3 +505,119 @@ def run_ca(options: Options, args: argparse.Namespace) -> int:
     except OSError as exc:
         raise ConfigError(f"cannot write {args.output}: {exc.strerror or exc}") from None
     return EXIT_OK
+
+
+def _transparent_setup(args: argparse.Namespace) -> iptables.Setup | None:
+    """The set-up the flags ask for; None when they name none (print both, with placeholders)."""
+    exclude: iptables.ExcludeUser | iptables.ExcludeMark | None = None
+    if args.exclude_user is not None:
+        exclude = iptables.ExcludeUser(iptables.check_user(args.exclude_user))
+    elif args.exclude_mark is not None:
+        exclude = iptables.ExcludeMark(iptables.parse_mark(args.exclude_mark))
+    if args.local:
+        if exclude is None:
+            raise ConfigError(
+                "--local needs --exclude-user USER or --exclude-mark MARK: without one, "
+                "waylay's own connections to servers would be redirected back to it (a loop)"
+            )
+        return iptables.LocalCapture(exclude)
+    if exclude is not None:
+        flag = "--exclude-user" if args.exclude_user is not None else "--exclude-mark"
+        raise ConfigError(f"{flag} goes with --local (a gateway redirects other machines' traffic)")
+    if args.gateway is not None:
+        return iptables.Gateway(iptables.check_interface(args.gateway))
+    return None
+
+
+_PLACEHOLDERS = (
+    iptables.Gateway("IFACE"),
+    iptables.LocalCapture(iptables.ExcludeUser("USER")),
+    iptables.LocalCapture(iptables.ExcludeMark("MARK")),
+)
+
+
+def run_transparent(args: argparse.Namespace) -> int:
+    """`waylay transparent rules`: print the rules, or apply or remove them (as root)."""
+    front_end = iptables.FrontEnd.from_environment(os.environ)
+    proxy_port = iptables.parse_port("--proxy-port", args.proxy_port)
+    ports = iptables.parse_ports(args.ports)
+    setup = _transparent_setup(args)
+    if setup is None:
+        if args.apply or args.remove:
+            raise ConfigError(
+                f"--{'apply' if args.apply else 'remove'} needs a set-up: --gateway IFACE, or "
+                "--local with --exclude-user USER or --exclude-mark MARK"
+            )
+        rulesets = [
+            iptables.RuleSet(each, proxy_port, ports, args.block_quic) for each in _PLACEHOLDERS
+        ]
+        intro = (
+            "# Transparent mode needs the network to send connections to waylay. The two common\n"
+            "# set-ups follow, with placeholders: IFACE (the interface clients come in on), USER\n"
+            "# (the user waylay runs as) or MARK (a firewall mark waylay sets, such as 1). Name\n"
+            "# yours to get rules ready to paste, or to --apply them:\n"
+            + "".join(f"#   {iptables.rules_command(each)}\n" for each in rulesets)
+        )
+        texts = [intro, *(iptables.script(each, front_end) for each in rulesets)]
+        return _listing(lambda: sys.stdout.write("\n".join(texts)))
+    ruleset = iptables.RuleSet(setup, proxy_port, ports, args.block_quic)
+    if not (args.apply or args.remove):
+        return _listing(lambda: sys.stdout.write(iptables.script(ruleset, front_end)))
+    try:
+        _change_rules(ruleset, front_end, remove=args.remove)
+    except iptables.IptablesError as exc:
+        print(f"waylay: error: {exc.reason}", file=sys.stderr)
+        return EXIT_FAILURE
+    return EXIT_OK
+
+
+def _change_rules(ruleset: iptables.RuleSet, front_end: iptables.FrontEnd, *, remove: bool) -> None:
+    flag = "--remove" if remove else "--apply"
+    if os.geteuid() != 0:
+        raise ConfigError(f"{flag} changes the packet filter, which needs root: run it with sudo")
+    setup = ruleset.setup
+    if isinstance(setup, iptables.LocalCapture) and isinstance(setup.exclude, iptables.ExcludeUser):
+        user = setup.exclude.user
+        if not user.isdecimal():
+            try:
+                pwd.getpwnam(user)
+            except KeyError:
+                raise ConfigError(f"--exclude-user {user!r}: no such user here") from None
+    for command in (front_end.ipv4, front_end.ipv6):
+        if shutil.which(command) is None:
+            raise ConfigError(
+                f"{command} not found on PATH: install iptables, or choose the front end with "
+                "WAYLAY_IPTABLES=iptables-nft or WAYLAY_IPTABLES=iptables-legacy"
+            )
+    rules = iptables.transparent_rules(ruleset)
+    tools = f"{front_end.ipv4}, {front_end.ipv6}"
+    if remove:
+        outcome = iptables.remove_rules(rules, front_end)
+        print(
+            f"waylay: {outcome.changed} rules removed, {outcome.unchanged} were not there "
+            f"({tools})",
+            file=sys.stderr,
+        )
+        others = iptables.tagged_rules(rules, front_end)
+        if others:
+            print(
+                f"waylay: {len(others)} other rules tagged waylay remain in these chains (made "
+                "with other flags: remove them with those flags, or by hand):",
+                file=sys.stderr,
+            )
+            for line in others:
+                print(f"waylay:   {line}", file=sys.stderr)
+        return
+    outcome = iptables.apply_rules(rules, front_end)
+    print(
+        f"waylay: {outcome.changed} rules added, {outcome.unchanged} already there ({tools})",
+        file=sys.stderr,
+    )
+    print(f"waylay: now run: {iptables.proxy_command(ruleset)}", file=sys.stderr)
+    if isinstance(setup, iptables.Gateway):
+        for key in iptables.disabled_forwarding(lambda path: Path(path).read_text()):
+            print(
+                f"waylay: warning: {key} is 0, so the clients' packets are not forwarded: "
+                f"sysctl -w {key}=1",
+                file=sys.stderr,
+            )

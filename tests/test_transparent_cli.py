@@ -343,3 +343,10 @@ def test_a_failing_iptables_is_status_1_with_its_message(
         80,443 -m comment --comment waylay -j REDIRECT --to-ports 8080` exited 2:
         iptables-legacy: Bad argument `8080'""").replace("\n", " ")
     assert line == expected
+
+
+def test_the_documented_output_is_the_real_one() -> None:
+    """docs/transparent.md shows what `--gateway eth0` prints, indented in a list item."""
+    doc = (Path(__file__).parents[1] / "docs" / "transparent.md").read_text()
+    shown = textwrap.indent(GATEWAY_ETH0, "   ")
+    assert f"   $ waylay transparent rules --gateway eth0\n{shown}   ```" in doc

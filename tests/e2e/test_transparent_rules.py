@@ -4,12 +4,15 @@ Each test builds its own namespaces (tests/e2e/netns.py): a gateway ``gw`` joine
 by ``veth0`` (198.18.0.0/24, 2001:2::/64), with unrelated rules of its own in every chain
 waylay uses. waylay runs inside ``gw`` — ``Host.run`` checks that ``gw`` is not the machine's
 own namespace before anything runs there — with ``WAYLAY_IPTABLES`` naming the front end,
-nft or legacy; what it did is read back with that front end's ``-save``.
+nft or legacy; what it did is read back with that front end's ``-save``. Then, with a plain
+listener standing where waylay would, where the rules deliver a connection (a gateway's to the
+interface's address, local capture's to 127.0.0.1 and ::1) and which ones they leave alone.
 """
 
 from __future__ import annotations
 
 import pwd
+import socket
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -193,3 +196,115 @@ def test_apply_warns_when_the_gateway_does_not_forward(gw: netns.Host, home: Pat
     gw.sysctl("net.ipv6.conf.all.forwarding", "1")
     err = ran(waylay(gw, home, "iptables-nft", "--gateway", "veth0", "--apply"))
     assert "warning" not in err
+
+
+# --- the rules at work: where a redirected connection lands ----------------------------------
+#
+# No waylay here: a plain listener stands where waylay would, so these tests show what the
+# rules themselves do, and what the printed text claims about them.
+
+PROXY_PORT = 8080
+SERVER_V4, SERVER_V6 = "198.18.1.2", "2001:2:0:1::2"
+
+
+@pytest.fixture
+def routed() -> Iterator[tuple[netns.Host, netns.Host, netns.Host]]:
+    """client ── veth0 [gw] veth1 ── server, both families routed through gw."""
+    network = netns.Network("route")
+    try:
+        client, gateway, server = (network.host(role) for role in ("cl", "gw", "sv"))
+        network.link(
+            client, "veth0", ["198.18.0.2/24", "2001:2::2/64"],
+            gateway, "veth0", ["198.18.0.1/24", "2001:2::1/64"],
+        )  # fmt: skip
+        network.link(
+            gateway, "veth1", ["198.18.1.1/24", "2001:2:0:1::1/64"],
+            server, "veth0", [f"{SERVER_V4}/24", f"{SERVER_V6}/64"],
+        )  # fmt: skip
+        for host, v4, v6 in (
+            (client, "198.18.0.1", "2001:2::1"),
+            (server, "198.18.1.1", "2001:2:0:1::1"),
+        ):
+            host.run("ip", "route", "add", "default", "via", v4)
+            host.run("ip", "-6", "route", "add", "default", "via", v6)
+        gateway.sysctl("net.ipv4.ip_forward", "1")
+        gateway.sysctl("net.ipv6.conf.all.forwarding", "1")
+        yield client, gateway, server
+    finally:
+        network.close()
+
+
+def listen(host: netns.Host, address: str, port: int) -> socket.socket:
+    """A listening socket inside ``host``; ``::`` is dual-stack, as waylay's ``*`` is."""
+    with host.inside():
+        sock = socket.socket(socket.AF_INET6 if ":" in address else socket.AF_INET)
+    if address == "::":
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((address, port))
+    sock.listen()
+    sock.settimeout(5)
+    return sock
+
+
+def connect(host: netns.Host, address: str, port: int, mark: int | None = None) -> socket.socket:
+    with host.inside():
+        sock = socket.socket(socket.AF_INET6 if ":" in address else socket.AF_INET)
+    if mark is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_MARK, mark)
+    sock.settimeout(5)
+    sock.connect((address, port))
+    return sock
+
+
+def landed(listener: socket.socket) -> str:
+    """The local address of the next connection ``listener`` accepts (IPv4 unmapped)."""
+    conn, _ = listener.accept()
+    with conn:
+        return str(conn.getsockname()[0]).removeprefix("::ffff:")
+
+
+@pytest.mark.parametrize("front_end", FRONT_ENDS)
+def test_gateway_rules_deliver_to_the_interface_address(
+    routed: tuple[netns.Host, netns.Host, netns.Host], home: Path, front_end: str
+) -> None:
+    client, gw, server = routed
+    ran(waylay(gw, home, front_end, "--gateway", "veth0", "--apply"))
+    with listen(server, "::", 80) as web, listen(server, "::", 22) as ssh:
+        # Nothing on the interface's address: 127.0.0.1 is not where a REDIRECT delivers.
+        with listen(gw, "127.0.0.1", PROXY_PORT), pytest.raises(ConnectionRefusedError):
+            connect(client, SERVER_V4, 80).close()
+        with listen(gw, "::", PROXY_PORT) as proxy:
+            for server_address, interface_address in (
+                (SERVER_V4, "198.18.0.1"),
+                (SERVER_V6, "2001:2::1"),
+            ):
+                connect(client, server_address, 80).close()
+                assert landed(proxy) == interface_address
+                # Other ports are forwarded to the server, untouched.
+                connect(client, server_address, 22).close()
+                assert landed(ssh) == server_address
+        web.settimeout(0.2)
+        with pytest.raises(TimeoutError):
+            web.accept()
+
+
+@pytest.mark.parametrize("front_end", FRONT_ENDS)
+def test_local_rules_capture_all_but_the_marked_connections(
+    routed: tuple[netns.Host, netns.Host, netns.Host], home: Path, front_end: str
+) -> None:
+    client, _, server = routed
+    ran(waylay(client, home, front_end, "--local", "--exclude-mark", "7", "--apply"))
+    with listen(server, "::", 443) as web, listen(client, "::", PROXY_PORT) as proxy:
+        for server_address, loopback, own in (
+            (SERVER_V4, "127.0.0.1", "198.18.0.2"),
+            (SERVER_V6, "::1", "2001:2::2"),
+        ):
+            connect(client, server_address, 443).close()
+            assert landed(proxy) == loopback
+            # waylay's own connections carry the mark (--upstream-mark 7): they reach the server.
+            connect(client, server_address, 443, mark=7).close()
+            assert landed(web) == server_address
+            # Connections to this machine itself are left alone, its listener among them.
+            connect(client, own, PROXY_PORT).close()
+            assert landed(proxy) == own

@@ -505,3 +505,21 @@ def test_filters_at_the_limits_still_run_in_sqlite(db: sqlite3.Connection, expre
     flt = parse_filter(expression)
     sql, params = flt.to_sql()
     db.execute(f"SELECT count(*) FROM flows AS f WHERE {sql}", params).fetchone()
+
+
+def _tcp_flow() -> Flow:
+    request = Request(b"", "tcp", "198.18.2.2", 22, b"", b"", [])
+    return Flow(("198.18.1.2", 40000), request, server_address=("198.18.2.2", 22), kind="tcp")
+
+
+@pytest.mark.parametrize(
+    ("expression", "matches"),
+    [("~tcp", True), ("~http", False), ("~q", False), ("~s", False), ("~all", True),
+     ("~d 198.18.2.2", True), ("~u ^tcp://", True), ("~dst :22", True), ("!~tcp", False)],
+)  # fmt: skip
+def test_a_live_tcp_flow_and_its_stored_row_agree(expression: str, matches: bool) -> None:
+    flow = _tcp_flow()
+    assert parse_filter(expression).matches(flow) is matches
+    db = open_database()
+    db.execute(INSERT_FLOW, flow_row(flow, 1))
+    assert sql_ids(db, expression) == ({1} if matches else set())

@@ -744,3 +744,14 @@ def test_any_body_in_any_declared_charset_comes_back_byte_for_byte(
     _, (_, request_body, response_body) = _round_trip(flow, data, data)
     assert response_body == data
     assert request_body == (data or None)  # an empty request body exports no postData
+
+
+def test_tcp_flows_are_left_out_of_an_export(tmp_path: Path) -> None:
+    database = tmp_path / "flows.db"
+    tcp = Flow(("198.18.1.2", 4000), Request(b"", "tcp", "198.18.2.2", 7, b"", b"", []), kind="tcp")
+    append_flows(database, [(_flow(), None, b"kept"), (tcp, b"ping\n", b"pong\n")])
+    out = tmp_path / "out.har"
+    assert export_file(database, out) == 1
+    assert export_file(database, out, only=parse_filter("~all")) == 1
+    (entry,) = json.loads(out.read_text(encoding="utf-8"))["log"]["entries"]
+    assert not entry["request"]["url"].startswith("tcp:")

@@ -15,6 +15,12 @@ transport for the TLS one and serves the requests inside as it serves any — to
 the tunnel's (`InnerServer`). Plain HTTP inside a tunnel is served the same way without TLS;
 anything else, an ignored host, or a client that pins its certificates, is relayed untouched.
 
+In transparent mode there is no CONNECT: the kernel says where the connection was going
+(platform/linux.py), and its first bytes decide as in a tunnel — TLS is intercepted with the
+original address as the server, HTTP is served with each request's Host naming its flow, and
+anything else is relayed and recorded as a TCP flow. A server that speaks first ends the
+wait for the client's first bytes at once: it is not HTTP or TLS.
+
 Nothing after a malformed request is ever forwarded: the error page is the last thing the
 connection sends, and it closes.
 """
@@ -22,8 +28,12 @@ connection sends, and it closes.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import socket
+import struct
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, cast
 
@@ -54,6 +64,7 @@ from waylay.http1.head import (
 )
 from waylay.http1.serialize import request_head, response_head
 from waylay.installpage import INSTALL_HOST
+from waylay.platform.linux import mapped_to_ipv4, original_destination
 from waylay.serverreplay import ServerReplay
 from waylay.store.flowstore import BodyCapture
 from waylay.store.schema import REQUEST_BODY, RESPONSE_BODY
@@ -73,6 +84,9 @@ _NO_CAPTURE: tuple[BodyCapture | None, BodyCapture | None] = (None, None)
 # Idle upstream connections one client connection may keep, one per host:port.
 MAX_IDLE_UPSTREAMS = 8
 
+# The first bytes each way a TCP flow keeps (within --body-limit).
+TCP_CAPTURE_LIMIT = 64 * 1024
+
 # The alerts a client sends when it does not trust the certificate it was shown.
 _DISTRUST_ALERTS = ("UNKNOWN_CA", "BAD_CERTIFICATE", "CERTIFICATE_UNKNOWN", "ACCESS_DENIED")
 
@@ -89,6 +103,41 @@ class InnerServer:
     alpn: tuple[str, ...] = ()  # offered to the server
     # The server's TLS failed (untrusted, expired...): every request is answered with it.
     failure: UpstreamError | None = None
+    # Transparent HTTP: each request's Host names its flow (connections go to connect_host).
+    named_by_host: bool = False
+
+
+class _ServerFirst:
+    """Listens to a server no exchange has claimed while the client's first bytes are awaited.
+
+    A server that speaks (or closes) before its client is no HTTP or TLS server: the wait ends
+    at once, and what it said is relayed first.
+    """
+
+    __slots__ = ("_wake", "data", "ended")
+
+    def __init__(self, wake: Callable[[], None]) -> None:
+        self._wake = wake
+        self.data = bytearray()
+        self.ended = False
+
+    def upstream_data(self, data: bytes) -> None:
+        self.data += data
+        self._wake()
+
+    def upstream_eof(self) -> None:
+        self.ended = True
+        self._wake()
+
+    def upstream_lost(self, exc: Exception | None) -> None:
+        self.ended = True
+        self._wake()
+
+    def upstream_pause_writing(self) -> None:
+        pass
+
+    def upstream_resume_writing(self) -> None:
+        pass
 
 
 class ClientConnection(asyncio.Protocol):
@@ -103,6 +152,7 @@ class ClientConnection(asyncio.Protocol):
         "_idle_since",
         "_inner",
         "_lost",
+        "_original",
         "_task",
         "client",
         "ctx",
@@ -131,6 +181,8 @@ class ClientConnection(asyncio.Protocol):
         self._inner: InnerServer | None = None
         self._captures: tuple[BodyCapture | None, BodyCapture | None] = _NO_CAPTURE
         self._task: asyncio.Task[None] | None = None
+        # Transparent mode: where the client was connecting, from the kernel.
+        self._original: tuple[str, int] | None = None
 
     # -- transport callbacks ----------------------------------------------------------
 
@@ -141,6 +193,8 @@ class ClientConnection(asyncio.Protocol):
         self.gate = ReadGate(transport)
         peer = transport.get_extra_info("peername") or ("", 0)
         self.client = Client((str(peer[0]), int(peer[1])), time.time())
+        if self.ctx.options.mode == "transparent":
+            self._original = _original_of(transport)
         self.ctx.connections.add(self)
         self._task = asyncio.get_running_loop().create_task(self._serve())
 
@@ -210,6 +264,8 @@ class ClientConnection(asyncio.Protocol):
         try:
             if hooks.client_connected:
                 await dispatch(hooks.client_connected, self.client)
+            if self.ctx.options.mode == "transparent" and not await self._transparent():
+                return
             while True:
                 head = await self._next_head()
                 if head is None or not await self._handle(head):
@@ -253,7 +309,7 @@ class ClientConnection(asyncio.Protocol):
         try:
             target = parse_target(head.method, head.target)
             if self._inner is not None:
-                target = self._inner_target(target)
+                target = self._inner_target(target, head)
             elif target.form == "authority":
                 return await self._tunnel(head, target)
             elif self._for_waylay(target):
@@ -342,7 +398,7 @@ class ClientConnection(asyncio.Protocol):
         self._record(flow)
         return keep
 
-    def _inner_target(self, target: Target) -> Target:
+    def _inner_target(self, target: Target, head: RequestHead) -> Target:
         """A request inside a tunnel goes to the tunnel's server, whatever it names."""
         inner = self._inner
         assert inner is not None
@@ -350,7 +406,10 @@ class ClientConnection(asyncio.Protocol):
             raise ProtocolError(
                 "CONNECT inside an intercepted tunnel is not supported", code="nested-connect"
             )
-        return Target("origin", inner.scheme, inner.host, inner.port, target.path)
+        host = inner.host
+        if inner.named_by_host:
+            host = _host_named(head) or host
+        return Target("origin", inner.scheme, host, inner.port, target.path)
 
     def _new_flow(self, head: RequestHead, target: Target) -> Flow:
         request = Request(
@@ -481,8 +540,9 @@ class ClientConnection(asyncio.Protocol):
         flow.server_address = upstream.address
         self.transport.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
         flow.response = Response(200, b"Connection established", b"HTTP/1.1", [])
+        server_first = b""
         if not untouched:
-            verdict = await self._peek()
+            verdict, server_first = await self._peek(upstream)
             if verdict == "http":
                 self._inner = InnerServer("http", target.host, target.port, target.host)
                 self._park(upstream)
@@ -493,11 +553,13 @@ class ClientConnection(asyncio.Protocol):
                     return False  # the connection is over
                 if intercepted:
                     return True
-        return await self._relay_tunnel(flow, upstream)
+        return await self._relay_tunnel(flow, upstream, server_first)
 
-    async def _relay_tunnel(self, flow: Flow, upstream: UpstreamConnection) -> bool:
+    async def _relay_tunnel(
+        self, flow: Flow, upstream: UpstreamConnection, server_first: bytes
+    ) -> bool:
         """The tunnel's bytes, relayed as they are; the CONNECT is the flow."""
-        tunnel = await self._relay(upstream, b"")
+        tunnel = await self._relay(upstream, server_first)
         if tunnel is not None:
             flow.request_body_size = tunnel.client.received
             flow.response_body_size = tunnel.server.received
@@ -506,6 +568,117 @@ class ClientConnection(asyncio.Protocol):
             await dispatch(self.ctx.hooks.response, flow)
         self._record(flow)
         return False
+
+    # -- transparent mode -----------------------------------------------------------------
+
+    async def _transparent(self) -> bool:
+        """A redirected connection: True to serve its requests (HTTP, or intercepted TLS)."""
+        assert self.transport is not None
+        original = self._original
+        if original is None or self._is_own(original):
+            log.warning(
+                "%s connected to waylay itself%s: in transparent mode waylay serves only "
+                "connections the network redirected to it (see `waylay transparent rules` and "
+                "docs/transparent.md), so this one is refused rather than looped",
+                _show(self.client.address),
+                "" if original is None else f" ({_show(original)})",
+            )
+            _reset(self.transport)
+            return False
+        host, port = original
+        flow = self._tcp_flow(host, port)
+        limits = self.ctx.options.limits
+        try:
+            upstream = await connect(
+                host,
+                port,
+                self.ctx.resolver,
+                timeout=limits.connect_timeout,
+                mark=self.ctx.options.upstream_mark,
+            )
+        except UpstreamError as exc:
+            return await self._unreachable(flow, exc)
+        if self._lost:
+            upstream.close()
+            return False
+        flow.server_address = upstream.address
+        server_first = b""
+        if not self.ctx.passthrough.ignored(host, port):
+            verdict, server_first = await self._peek(upstream)
+            if verdict == "http":
+                self._inner = InnerServer("http", host, port, host, named_by_host=True)
+                self._park(upstream)
+                return True
+            if verdict == "tls":
+                target = Target("authority", "https", host, port, b"")
+                intercepted = await self._intercept_tls(target, upstream)
+                if intercepted is None:
+                    return False  # the connection is over
+                if intercepted:
+                    return True
+        await self._relay_tcp(flow, upstream, server_first)
+        return False
+
+    def _is_own(self, address: tuple[str, int]) -> bool:
+        """``address`` is waylay's own listening socket (what an unredirected client reached)."""
+        assert self.transport is not None
+        local = self.transport.get_extra_info("sockname")
+        own = local is not None and (mapped_to_ipv4(str(local[0])), int(local[1])) == address
+        return own or address in self.ctx.own_addresses
+
+    def _tcp_flow(self, host: str, port: int) -> Flow:
+        request = Request(b"", "tcp", host, port, b"", b"", [])
+        return Flow(
+            self.client.address, request, timestamps=Timestamps(start=time.time()), kind="tcp"
+        )
+
+    async def _unreachable(self, flow: Flow, error: UpstreamError) -> bool:
+        """The original destination cannot be reached: 502 for HTTP, a reset for the rest."""
+        if (await self._peek_client()) == "http":
+            # Served as any request is, so its own attempt answers it with the 502 and a flow.
+            host, port = flow.request.host, flow.request.port
+            self._inner = InnerServer("http", host, port, host, named_by_host=True)
+            return True
+        assert self.transport is not None
+        flow.error = Error(error.reason, error.code)
+        flow.timestamps.end = time.time()
+        log.warning(
+            "%s %s: %s: the client's connection is reset",
+            _show(self.client.address),
+            flow.request.url,
+            error.reason,
+        )
+        _reset(self.transport)
+        if self.ctx.hooks.error:
+            await dispatch(self.ctx.hooks.error, flow)
+        self._record(flow)
+        return False
+
+    async def _peek_client(self) -> Verdict:
+        """What the client speaks, when there is no server to listen to."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.ctx.options.limits.peek_timeout
+        while (verdict := classify(self._buf)) is None:
+            if not await self._wait_for_bytes(deadline - loop.time()):
+                return "other"
+        return verdict
+
+    async def _relay_tcp(
+        self, flow: Flow, upstream: UpstreamConnection, server_first: bytes
+    ) -> None:
+        """Relay the connection as it is, recorded as a TCP flow with its first bytes each way."""
+        store = self.ctx.store
+        up = store.capture(flow, REQUEST_BODY, TCP_CAPTURE_LIMIT)
+        down = store.capture(flow, RESPONSE_BODY, TCP_CAPTURE_LIMIT)
+        self._captures = (up, down)
+        tunnel = await self._relay(upstream, server_first, taps=(up, down))
+        if tunnel is not None:
+            flow.request_body_size = tunnel.client.received
+            flow.response_body_size = tunnel.server.received
+        flow.timestamps.end = time.time()
+        if self.ctx.hooks.tcp_end:
+            await dispatch(self.ctx.hooks.tcp_end, flow)
+        self._record(flow)
 
     async def _wait_for_bytes(self, timeout: float | None = None) -> bool:
         """Wait for more bytes from the client; False on timeout, EOF or loss."""
@@ -523,18 +696,32 @@ class ClientConnection(asyncio.Protocol):
             self._head_waiter = None
         return len(self._buf) > had
 
-    async def _peek(self) -> Verdict:
-        """What the client speaks inside the tunnel, from its first bytes.
+    async def _peek(self, upstream: UpstreamConnection) -> tuple[Verdict, bytes]:
+        """What the client speaks, from its first bytes; and what its server said meanwhile.
 
         Undecided after the peek timeout — silence (a server-speaks-first protocol) or bytes
-        that could still become a request line — means neither TLS nor HTTP: relayed.
+        that could still become a request line — means neither TLS nor HTTP: relayed. So
+        does a server that speaks or closes first: its bytes are the second answer.
         """
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.ctx.options.limits.peek_timeout
-        while (verdict := classify(self._buf)) is None:
-            if not await self._wait_for_bytes(deadline - loop.time()):
-                return "other"
-        return verdict
+        server = _ServerFirst(self._wake)
+        upstream.exchange = server
+        upstream.gate.resume("unclaimed")
+        try:
+            while True:
+                if server.data or server.ended:
+                    return "other", bytes(server.data)
+                verdict = classify(self._buf)
+                if verdict is not None:
+                    return verdict, b""
+                remaining = deadline - loop.time()
+                if remaining <= 0 or self._eof or self._lost:
+                    return "other", b""
+                await self._wait_for_bytes(remaining)
+        finally:
+            upstream.exchange = None
+            upstream.gate.pause("unclaimed")
 
     async def _client_hello(self) -> ClientHello | None:
         """The client's whole ClientHello (over any records and segments), or None."""
@@ -662,8 +849,19 @@ class ClientConnection(asyncio.Protocol):
             "; its next connections pass through (--passthrough-pinned)" if remembered else "",
         )
 
-    async def _relay(self, upstream: UpstreamConnection, upstream_pending: bytes) -> Tunnel | None:
-        """Relay raw bytes between the client and ``upstream`` until either side ends."""
+    async def _relay(
+        self,
+        upstream: UpstreamConnection,
+        upstream_pending: bytes,
+        taps: tuple[Callable[[bytes], object] | None, Callable[[bytes], object] | None] = (
+            None,
+            None,
+        ),
+    ) -> Tunnel | None:
+        """Relay raw bytes between the client and ``upstream`` until either side ends.
+
+        ``taps`` see what the client and the server send (a TCP flow's captures).
+        """
         assert self.transport is not None and self.gate is not None
         assert upstream.transport is not None
         if self._lost or upstream.closed:
@@ -681,6 +879,8 @@ class ClientConnection(asyncio.Protocol):
             server_pending=upstream_pending,
             client_full=self._client_full,
             server_full=upstream.writing_paused,
+            client_tap=taps[0],
+            server_tap=taps[1],
         )
         if self._eof:
             tunnel.client.eof_received()
@@ -704,7 +904,13 @@ class ClientConnection(asyncio.Protocol):
         limits = self.ctx.options.limits
         self.gate.pause("connecting")  # what the client sends meanwhile waits in the kernel
         try:
-            upstream = await connect(host, port, self.ctx.resolver, timeout=limits.connect_timeout)
+            upstream = await connect(
+                host,
+                port,
+                self.ctx.resolver,
+                timeout=limits.connect_timeout,
+                mark=self.ctx.options.upstream_mark,
+            )
             if inner is not None and inner.scheme == "https":
                 await start_tls(
                     upstream,
@@ -833,6 +1039,36 @@ class _LingeringClose(asyncio.Protocol):
 
     def eof_received(self) -> bool:
         return False
+
+
+def _original_of(transport: asyncio.Transport) -> tuple[str, int] | None:
+    """Where a transparent-mode client was connecting; None if it was not redirected."""
+    sock = transport.get_extra_info("socket")
+    try:
+        return original_destination(sock) if sock is not None else None
+    except OSError as exc:
+        log.warning("cannot read the original destination of a connection: %s", exc)
+        return None
+
+
+def _reset(transport: asyncio.Transport) -> None:
+    """Close with a reset (SO_LINGER 0): the client must not mistake it for a clean end."""
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    transport.abort()
+
+
+def _host_named(head: RequestHead) -> str | None:
+    """The host a request's Host header names (transparent HTTP names its flow by it)."""
+    value = header_value(head.headers, b"host")
+    if not value:
+        return None
+    try:
+        return parse_target(b"GET", b"http://" + value + b"/").host
+    except ProtocolError:
+        return None
 
 
 def _show(address: tuple[str, int]) -> str:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from waylay.errors import ConfigError
 from waylay.hooks import HookTable
 from waylay.hosts import Resolver
 from waylay.options import Options
@@ -55,6 +57,8 @@ class ProxyContext:
         from waylay.serverreplay import ServerReplay
         from waylay.store.flowstore import FlowStore
 
+        if options.upstream_mark is not None:
+            check_mark_allowed(options.upstream_mark)
         ca = CertificateAuthority.load_or_create(options.confdir)
         certs = CertStore(
             ca, LeafForger(ca), user_certs=options.certs, keylog_filename=keylog_path()
@@ -81,3 +85,15 @@ class ProxyContext:
             Passthrough(options.ignore_hosts, remember_pinned=options.passthrough_pinned),
             server_replay=server_replay,
         )
+
+
+def check_mark_allowed(mark: int) -> None:
+    """ConfigError unless this process may set ``mark`` on its sockets (CAP_NET_ADMIN)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_MARK, mark)
+        except OSError as exc:
+            raise ConfigError(
+                f"--upstream-mark {mark:#x}: cannot mark sockets ({exc.strerror}); it needs "
+                "root or CAP_NET_ADMIN, as the iptables rules it works with do"
+            ) from None

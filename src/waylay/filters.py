@@ -623,13 +623,16 @@ def _test(test: Callable[[Flow], bool], condition: str) -> Callable[[], _Node]:
     return lambda: _Test(test, condition)
 
 
-# Flows are all HTTP for now (kind 'http'); ~tcp is false for them and true for 'tcp' rows.
 _OPERATORS: dict[str, _Operator] = {
     "~all": _Operator("none", _test(lambda flow: True, "1")),
-    "~http": _Operator("none", _test(lambda flow: True, "f.kind = 'http'")),
-    "~tcp": _Operator("none", _test(lambda flow: False, "f.kind = 'tcp'")),
+    "~http": _Operator("none", _test(lambda flow: flow.kind == "http", "f.kind = 'http'")),
+    "~tcp": _Operator("none", _test(lambda flow: flow.kind == "tcp", "f.kind = 'tcp'")),
     "~q": _Operator(
-        "none", _test(lambda flow: flow.response is None, "f.kind = 'http' AND f.status IS NULL")
+        "none",
+        _test(
+            lambda flow: flow.kind == "http" and flow.response is None,
+            "f.kind = 'http' AND f.status IS NULL",
+        ),
     ),
     "~s": _Operator("none", _test(lambda flow: flow.response is not None, "f.status IS NOT NULL")),
     "~e": _Operator("none", _test(lambda flow: flow.error is not None, "f.error IS NOT NULL")),

@@ -34,6 +34,8 @@ class Request:
         host = f"[{self.host}]" if ":" in self.host else self.host
         if self.method == b"CONNECT":
             return f"{host}:{self.port}"
+        if self.scheme == "tcp":
+            return f"tcp://{host}:{self.port}"
         default = 443 if self.scheme == "https" else 80
         port = "" if self.port == default else f":{self.port}"
         path = "" if self.path == b"*" else self.path.decode("ascii", "replace")  # OPTIONS *
@@ -70,7 +72,11 @@ class Timestamps:
 
 @dataclass(slots=True)
 class Flow:
-    """One HTTP exchange through waylay."""
+    """One HTTP exchange through waylay — or, with ``kind`` "tcp", one raw TCP connection.
+
+    A TCP flow's request names only its server (scheme "tcp", no method, path or headers);
+    its body sizes count the bytes each way, and its captured bodies hold the first bytes.
+    """
 
     client_address: tuple[str, int]
     request: Request
@@ -87,6 +93,7 @@ class Flow:
     capture_flags: int = 0
     # The stored flow this one replays (waylay replay), if any.
     replay_of: int | None = None
+    kind: str = "http"
 
     @property
     def duration(self) -> float:

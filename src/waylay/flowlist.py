@@ -20,6 +20,7 @@ def flow_json(flow: Flow) -> dict[str, Any]:
     request, response, error = flow.request, flow.response, flow.error
     return {
         "id": flow.store_id,
+        "kind": flow.kind,
         "started": flow.timestamps.start,
         "duration": round(flow.duration, 6),
         "client": list(flow.client_address),
@@ -51,6 +52,8 @@ def list_flows(
             count += 1
             if as_json:
                 out.write(json.dumps(flow_json(flow), ensure_ascii=False) + "\n")
+            elif flow.kind == "tcp" and flow.error is None:
+                dumper.tcp_end(flow)
             elif flow.response is not None:
                 dumper.response(flow)
             elif flow.error is not None:

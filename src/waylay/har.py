@@ -703,7 +703,9 @@ def export_file(db_path: Path, out_path: Path, *, only: Filter | None = None) ->
 def _stored(
     db: sqlite3.Connection, where: str, params: Sequence[object]
 ) -> Iterator[tuple[Flow, bytes | None, bytes | None]]:
-    for flow in iter_flows(db, where, params):
+    # HAR holds HTTP exchanges only: raw TCP flows are left out.
+    http_only = f"f.kind = 'http' AND ({where})" if where else "f.kind = 'http'"
+    for flow in iter_flows(db, http_only, params):
         assert flow.store_id is not None
         request_body = body(db, flow.store_id, REQUEST_BODY)
         response_body = body(db, flow.store_id, RESPONSE_BODY)

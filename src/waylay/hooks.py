@@ -32,6 +32,10 @@ HOOKS: dict[str, str] = {
     "responseheaders": "A response head arrived from the server. Receives the Flow.",
     "response": "The whole response went through to the client. Receives the Flow.",
     "error": "The flow failed: flow.error says why (the client saw it too). Receives the Flow.",
+    "tcp_end": (
+        "A raw TCP connection (transparent mode: neither TLS nor HTTP) ended. Receives its "
+        "Flow, of kind 'tcp': the sizes count the bytes each way."
+    ),
     "client_disconnected": "A client connection closed. Receives the Client.",
 }
 
@@ -49,6 +53,7 @@ class HookTable:
     responseheaders: tuple[Hook, ...]
     response: tuple[Hook, ...]
     error: tuple[Hook, ...]
+    tcp_end: tuple[Hook, ...]
     client_disconnected: tuple[Hook, ...]
 
     def __init__(self, addons: Iterable[object] = ()) -> None:

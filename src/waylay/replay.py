@@ -133,6 +133,9 @@ async def replay_stored(ctx: ProxyContext, only: Filter | None = None) -> int:
         count = 0
         for store_id in selected:
             (flow,) = iter_flows(db, "f.id = ?", (store_id,))
+            if flow.kind != "http":
+                log.warning("flow %s is a raw TCP connection: not replayed", store_id)
+                continue
             if flow.request.method == b"CONNECT":
                 log.warning("flow %s is a CONNECT tunnel: not replayed", store_id)
                 continue

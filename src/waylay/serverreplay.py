@@ -51,7 +51,9 @@ class ServerReplay:
         self._db = open_readonly(path)
         self._index: dict[tuple[bytes, str], list[int]] = {}
         self._served: dict[tuple[bytes, str], int] = {}
-        for flow in iter_flows(self._db, "f.status IS NOT NULL AND f.status >= 200"):
+        for flow in iter_flows(
+            self._db, "f.kind = 'http' AND f.status IS NOT NULL AND f.status >= 200"
+        ):
             if flow.capture_flags & _INCOMPLETE or flow.request.method == b"CONNECT":
                 continue
             assert flow.store_id is not None

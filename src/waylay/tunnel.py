@@ -9,23 +9,30 @@ tunnel closes once both directions have ended or either side is lost.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 
 class TunnelEnd(asyncio.Protocol):
     """One side of a tunnel: receives from its own transport, writes to the peer's."""
 
-    __slots__ = ("_tunnel", "peer", "received", "transport")
+    __slots__ = ("_tunnel", "peer", "received", "tap", "transport")
 
-    def __init__(self, tunnel: Tunnel, transport: asyncio.Transport) -> None:
+    def __init__(
+        self, tunnel: Tunnel, transport: asyncio.Transport, tap: Callable[[bytes], object] | None
+    ) -> None:
         self._tunnel = tunnel
         self.transport = transport
         self.peer: TunnelEnd | None = None
         self.received = 0
+        # Sees every byte this side sends (a TCP flow's capture); None costs nothing.
+        self.tap = tap
 
     def data_received(self, data: bytes) -> None:
         self.received += len(data)
         assert self.peer is not None
         self.peer.transport.write(data)
+        if self.tap is not None:
+            self.tap(data)
 
     def eof_received(self) -> bool:
         assert self.peer is not None
@@ -62,6 +69,8 @@ class Tunnel:
         server_pending: bytes = b"",
         client_full: bool = False,
         server_full: bool = False,
+        client_tap: Callable[[bytes], object] | None = None,
+        server_tap: Callable[[bytes], object] | None = None,
     ) -> None:
         """Join ``client`` and ``server``.
 
@@ -71,8 +80,8 @@ class Tunnel:
         """
         self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._eofs: set[TunnelEnd] = set()
-        self.client = TunnelEnd(self, client)
-        self.server = TunnelEnd(self, server)
+        self.client = TunnelEnd(self, client, client_tap)
+        self.server = TunnelEnd(self, server, server_tap)
         self.client.peer, self.server.peer = self.server, self.client
         # Bytes that arrived with the head that set up the tunnel belong to the tunnel.
         if client_pending:

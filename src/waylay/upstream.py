@@ -141,8 +141,13 @@ async def connect(
     *,
     timeout: float,
     factory: Callable[[], UpstreamConnection] | None = None,
+    mark: int | None = None,
 ) -> UpstreamConnection:
-    """Resolve ``host`` and connect to the first address that answers, within ``timeout``."""
+    """Resolve ``host`` and connect to the first address that answers, within ``timeout``.
+
+    ``mark`` is set as the socket's firewall mark (SO_MARK) before it connects, so the very
+    first packet carries it: local-capture rules exclude waylay's own connections by it.
+    """
     loop = asyncio.get_running_loop()
     addresses = await resolver.resolve(host, port)
     if not addresses:
@@ -152,7 +157,11 @@ async def connect(
     for address in addresses:
         try:
             async with asyncio.timeout(timeout):
-                _, protocol = await loop.create_connection(make, address, port)
+                if mark is None:
+                    _, protocol = await loop.create_connection(make, address, port)
+                else:
+                    sock = await _marked_connect(loop, address, port, mark)
+                    _, protocol = await loop.create_connection(make, sock=sock)
         except TimeoutError:
             failure = UpstreamError(
                 f"connecting to {host}:{port} ({address}) timed out after {timeout:g}s",
@@ -164,6 +173,21 @@ async def connect(
         else:
             return protocol
     raise failure
+
+
+async def _marked_connect(
+    loop: asyncio.AbstractEventLoop, address: str, port: int, mark: int
+) -> socket.socket:
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setblocking(False)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_MARK, mark)
+        await loop.sock_connect(sock, (address, port))
+    except BaseException:
+        sock.close()
+        raise
+    return sock
 
 
 def _connect_error(host: str, port: int, address: str, exc: OSError) -> UpstreamError:

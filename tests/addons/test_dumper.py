@@ -60,3 +60,17 @@ def test_human_size(size: int, text: str) -> None:
 @pytest.mark.parametrize(("seconds", "text"), [(0.0123, "12ms"), (1.25, "1.2s"), (250, "250s")])
 def test_human_duration(seconds: float, text: str) -> None:
     assert human_duration(seconds) == text
+
+
+def test_tcp_line() -> None:
+    out = io.StringIO()
+    request = Request(b"", "tcp", "2001:2:2::2", 7, b"", b"", [])
+    flow = Flow(
+        ("198.18.1.2", 5555), request, timestamps=Timestamps(1000.0, end=1002.0), kind="tcp"
+    )
+    flow.request_body_size, flow.response_body_size = 12, 3 * 1024
+    Dumper(out, colour=False).tcp_end(flow)
+    assert re.fullmatch(
+        r"\d\d:\d\d:\d\d 198\.18\.1\.2:5555 TCP tcp://\[2001:2:2::2\]:7 12b up 3\.0k down 2\.0s\n",
+        out.getvalue(),
+    ), out.getvalue()

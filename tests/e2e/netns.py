@@ -75,8 +75,20 @@ def sweep_stale() -> list[str]:
     return swept
 
 
-def _root_netns_inode() -> int:
-    return os.stat("/proc/1/ns/net").st_ino
+# The test process's own namespace is the machine's (tests never start inside one of theirs).
+_OWN_NETNS_INODE = os.stat("/proc/self/ns/net").st_ino
+
+
+def _machine_netns_inodes() -> set[int]:
+    """The machine's namespace: PID 1's, and this process's own.
+
+    PID 1's may be unreadable even to root (a sandbox's init runs as another user namespace's
+    process): then this process's own stands for it.
+    """
+    inodes = {_OWN_NETNS_INODE}
+    with contextlib.suppress(PermissionError):
+        inodes.add(os.stat("/proc/1/ns/net").st_ino)
+    return inodes
 
 
 class Host:
@@ -95,7 +107,7 @@ class Host:
 
     def assert_not_the_machine(self) -> None:
         inode = os.stat(NETNS_DIR / self.name).st_ino
-        if inode == _root_netns_inode():
+        if inode in _machine_netns_inodes():
             raise AssertionError(f"namespace {self.name} is the machine's own: refusing")
 
     def run(

@@ -488,9 +488,9 @@ ROUTES: dict[str, Callable[[Exchange], None]] = {
 class _Listener:
     """A loopback TCP listener with an accept thread, one thread per connection."""
 
-    def __init__(self, host: str = "127.0.0.1") -> None:
+    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        self._listener = socket.create_server((host, 0), family=family)
+        self._listener = socket.create_server((host, port), family=family)
         self._listener.settimeout(0.2)
         self.port: int = self._listener.getsockname()[1]
         self._lock = threading.Lock()
@@ -571,8 +571,8 @@ class _Listener:
 class Origin(_Listener):
     """The h11 origin server; see the module docstring for what it records."""
 
-    def __init__(self, host: str = "127.0.0.1") -> None:
-        super().__init__(host)
+    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        super().__init__(host, port)
         self.requests: list[RequestRecord] = []
 
     def url(self, path: str = "/", host: str = ORIGIN_HOST) -> str:

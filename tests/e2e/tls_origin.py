@@ -35,8 +35,10 @@ class TlsOrigin(Origin):
         handshake_delay: float = 0.0,
         first_request_timeout: float = 0.0,
         close_notify: bool = False,
+        host: str = "127.0.0.1",
+        port: int = 0,
     ) -> None:
-        super().__init__()
+        super().__init__(host, port)
         self.handshake_delay = handshake_delay  # seconds before answering a ClientHello
         # Close a connection on which no request began this soon after the handshake (as
         # nginx's client_header_timeout does), with a close_notify first if asked.

@@ -15,7 +15,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import IO
 
@@ -45,10 +45,13 @@ def waylay_command(args: Iterable[str]) -> list[str]:
 class WaylayProcess:
     """A running ``waylay`` and what it has said so far."""
 
-    def __init__(self, args: list[str], env: Mapping[str, str]) -> None:
+    def __init__(
+        self, args: list[str], env: Mapping[str, str], prefix: Sequence[str] = ()
+    ) -> None:
+        """Start waylay; ``prefix`` runs it through another command (``ip netns exec NAME``)."""
         self.args = args
         self.proc = subprocess.Popen(
-            waylay_command(args),
+            [*prefix, *waylay_command(args)],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,

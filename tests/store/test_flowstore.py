@@ -161,3 +161,34 @@ def test_a_file_that_is_not_a_flow_database_is_refused(tmp_path: Path, content: 
     with pytest.raises(ConfigError, match="not a waylay flow database"):
         FlowStore(path)
     assert path.read_bytes() == before
+
+
+def test_a_tcp_flow_round_trips_with_its_first_bytes_capped(tmp_path: Path) -> None:
+    path = tmp_path / "flows.db"
+    store = FlowStore(path)
+    request = Request(b"", "tcp", "198.18.2.2", 7, b"", b"", [])
+    flow = Flow(
+        ("198.18.1.2", 4000), request, timestamps=Timestamps(start=1.0, end=2.0), kind="tcp"
+    )
+    flow.request_body_size, flow.response_body_size = 100, 5000
+
+    def work() -> None:
+        up = store.capture(flow, REQUEST_BODY, limit=4096)
+        down = store.capture(flow, RESPONSE_BODY, limit=4096)
+        assert up is not None and down is not None
+        up(b"u" * 100)
+        down(b"d" * 3000)
+        down(b"e" * 2000)
+        store.append(flow, up, down)
+
+    _run(store, work)
+    store.close()
+    db = open_readonly(path)
+    (stored,) = iter_flows(db)
+    assert stored.kind == "tcp" and stored.request.url == "tcp://198.18.2.2:7"
+    assert stored.request.method == b"" and stored.response is None
+    assert (stored.request_body_size, stored.response_body_size) == (100, 5000)
+    assert body(db, stored.store_id, REQUEST_BODY) == b"u" * 100
+    assert body(db, stored.store_id, RESPONSE_BODY) == b"d" * 3000 + b"e" * 1096
+    assert stored.capture_flags & RESPONSE_TRUNCATED
+    assert db.execute("SELECT method, path FROM flows").fetchone() == (None, None)

@@ -1,7 +1,7 @@
 """`waylay dump`'s terminal output: one line per flow, as the flow ends.
 
-It hooks only `response` and `error`, reads sizes the data path counted, and never asks for a
-body, so printing flows costs no buffering. Colour only when writing to a terminal.
+It hooks only `response`, `error` and `tcp_end`, reads sizes the data path counted, and never
+asks for a body, so printing flows costs no buffering. Colour only when writing to a terminal.
 """
 
 from __future__ import annotations
@@ -72,11 +72,19 @@ class Dumper:
             text = f"{_ERROR_COLOUR}{text}{_RESET}"
         self._write(flow, text)
 
+    def tcp_end(self, flow: Flow) -> None:
+        if self._only is not None and not self._only.matches(flow):
+            return
+        sizes = (
+            f"{human_size(flow.request_body_size)} up {human_size(flow.response_body_size)} down"
+        )
+        self._write(flow, sizes)
+
     def _write(self, flow: Flow, outcome: str) -> None:
         clock = time.strftime("%H:%M:%S", time.localtime(flow.timestamps.start))
         host, port = flow.client_address
         client = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-        method = flow.request.method.decode("ascii", "replace")
+        method = "TCP" if flow.kind == "tcp" else flow.request.method.decode("ascii", "replace")
         if self._colour:
             clock = f"{_DIM}{clock}{_RESET}"
             method = f"{_BOLD}{method}{_RESET}"

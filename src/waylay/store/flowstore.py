@@ -96,11 +96,12 @@ def open_database(path: Path) -> sqlite3.Connection:
 class BodyCapture:
     """A sink for one body's bytes as they stream: 1 MiB rows, up to the body limit."""
 
-    __slots__ = ("_buf", "_dropped_flag", "_flow", "_part", "_seq", "_store", "_truncated_flag",
-                 "active", "kept")  # fmt: skip
+    __slots__ = ("_buf", "_dropped_flag", "_flow", "_limit", "_part", "_seq", "_store",
+                 "_truncated_flag", "active", "kept")  # fmt: skip
 
-    def __init__(self, store: FlowStore, flow: Flow, part: int) -> None:
+    def __init__(self, store: FlowStore, flow: Flow, part: int, limit: int) -> None:
         self._store = store
+        self._limit = limit
         self._flow = flow
         self._part = part
         self._buf = bytearray()
@@ -114,7 +115,7 @@ class BodyCapture:
     def __call__(self, data: bytes) -> None:
         if not self.active:
             return
-        room = self._store.body_limit - self.kept
+        room = self._limit - self.kept
         if len(data) > room:
             data = data[:room]
             self._flow.capture_flags |= self._truncated_flag
@@ -179,13 +180,17 @@ class FlowStore:
 
     # -- the event loop's side -----------------------------------------------------------
 
-    def capture(self, flow: Flow, part: int) -> BodyCapture | None:
-        """A sink for one of ``flow``'s bodies, or None when bodies are not kept."""
+    def capture(self, flow: Flow, part: int, limit: int | None = None) -> BodyCapture | None:
+        """A sink for one of ``flow``'s bodies, or None when bodies are not kept.
+
+        It keeps up to the body limit, or up to ``limit`` when that is smaller.
+        """
         if self.body_limit <= 0:
             return None
         if flow.store_id is None:
             flow.store_id = self._take_id()
-        return BodyCapture(self, flow, part)
+        limit = self.body_limit if limit is None else min(limit, self.body_limit)
+        return BodyCapture(self, flow, part, limit)
 
     def take_body(self, piece: bytes, flow: Flow, part: int, seq: int) -> bool:
         """Queue one chunk of a body; False when the writer is too far behind to take it."""

@@ -64,22 +64,23 @@ def flow_row(flow: Flow, store_id: int) -> tuple[Any, ...]:
     """The `flows` row of ``flow``, in FLOW_COLUMNS order."""
     request, response, error = flow.request, flow.response, flow.error
     server = flow.server_address
+    http = flow.kind == "http"
     return (
         store_id,
-        "http",
+        flow.kind,
         flow.timestamps.start,
         flow.timestamps.end or None,
         flow.client_address[0],
         flow.client_address[1],
         server[0] if server else None,
         server[1] if server else None,
-        request.method.decode("latin-1"),
+        request.method.decode("latin-1") if http else None,
         request.scheme,
         request.host,
         request.port,
-        request.path.decode("ascii", "replace"),
+        request.path.decode("ascii", "replace") if http else None,
         request.url,
-        request.http_version.decode("latin-1"),
+        request.http_version.decode("latin-1") if http else None,
         _text(header_value(request.headers, b"content-type")),
         flow.request_body_size,
         response.status_code if response else None,
@@ -170,5 +171,6 @@ def flow_from_row(
         store_id=values["id"],
         capture_flags=values["flags"],
         replay_of=values["replay_of"],
+        kind=values["kind"],
     )
     return flow

@@ -33,7 +33,7 @@ RESPONSE_DROPPED = 8
 _V1 = """
 CREATE TABLE flows (
     id INTEGER PRIMARY KEY,
-    kind TEXT NOT NULL,                 -- 'http' (later 'tcp', 'websocket')
+    kind TEXT NOT NULL,                 -- 'http', 'tcp' (later 'websocket')
     started REAL NOT NULL,              -- seconds since the epoch
     ended REAL,
     client_host TEXT NOT NULL,

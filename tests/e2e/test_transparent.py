@@ -3,8 +3,8 @@
     client 198.18.1.2 ─── 198.18.1.1 gateway 198.18.2.1 ─── 198.18.2.2 server
            2001:2:1::2 ── 2001:2:1::1 (waylay) 2001:2:2::1 ── 2001:2:2::2
 
-The gateway forwards between the two links, and its rules (from ``waylay transparent rules
---gateway eth0 --apply``) redirect the client's TCP connections to waylay, which listens on
+The gateway forwards between the two links, and its rules (applied by ``waylay transparent
+rules --gateway eth0 --apply``) redirect the client's TCP connections to waylay, which listens on
 ``*:8080`` there. The client is configured with no proxy at all: it resolves names from its
 own namespace's hosts file and connects to the server's addresses, as a phone behind a
 gateway would. The server namespace holds the tests' own origins (HTTP, HTTPS on 443 and on
@@ -126,14 +126,13 @@ def build_network(network: Network) -> tuple[Host, Host, Host]:
     return client, gateway, server
 
 
-def redirect(gateway: Host, interface: str, ports: tuple[int, ...], to_port: int) -> None:
-    """The gateway's REDIRECT rules, as `waylay transparent rules --gateway` makes them."""
-    for tool in ("iptables", "ip6tables"):
-        gateway.run(
-            tool, "-t", "nat", "-A", "PREROUTING", "-i", interface, "-p", "tcp",
-            "-m", "multiport", "--dports", ",".join(map(str, ports)),
-            "-j", "REDIRECT", "--to-ports", str(to_port),
-        )  # fmt: skip
+def apply_rules(host: Host, home: Path, *how: str, ports: tuple[int, ...]) -> None:
+    """`waylay transparent rules ... --apply`, run inside ``host`` (never the machine)."""
+    rules = ["transparent", "rules", *how, "--proxy-port", str(PROXY_PORT)]
+    host.run(
+        *waylay_command([*rules, "--ports", ",".join(map(str, ports)), "--apply"]),
+        env=clean_env(home),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -161,9 +160,9 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
         listeners = [http, http6, https, https6, tls_elsewhere, echo, echo6, talker]
         for listener in listeners:
             listener.start()
-        redirect(gateway, "eth0", PORTS, PROXY_PORT)
         home = tmp / "home"
         home.mkdir()
+        apply_rules(gateway, home, "--gateway", "eth0", ports=PORTS)
         confdir = tmp / "confdir"
         save = tmp / "flows.db"
         waylay = WaylayProcess(
@@ -352,17 +351,6 @@ LOCAL_SERVER4, LOCAL_SERVER6 = "198.18.3.2", "2001:2:3::2"
 MARK = "0x2a"
 
 
-def redirect_local(host: Host, ports: tuple[int, ...], to_port: int, mark: str) -> None:
-    """OUTPUT rules for local capture that leave waylay's own (marked) connections alone."""
-    for tool in ("iptables", "ip6tables"):
-        host.run(
-            tool, "-t", "nat", "-A", "OUTPUT", "-p", "tcp",
-            "-m", "multiport", "--dports", ",".join(map(str, ports)),
-            "-m", "mark", "!", "--mark", mark,
-            "-j", "REDIRECT", "--to-ports", str(to_port),
-        )  # fmt: skip
-
-
 def test_local_capture_spares_waylays_own_connections(
     tmp_path: Path,
 ) -> None:
@@ -379,9 +367,9 @@ def test_local_capture_spares_waylays_own_connections(
             origins = [Origin(LOCAL_SERVER4, 80), Origin(LOCAL_SERVER6, 80)]
         for origin in origins:
             origin.start()
-        redirect_local(local, (80,), PROXY_PORT, MARK)
         home = tmp_path / "home"
         home.mkdir()
+        apply_rules(local, home, "--local", "--exclude-mark", MARK, ports=(80,))
         waylay = WaylayProcess(
             [
                 "dump", "--mode", "transparent", "--listen", f"*:{PROXY_PORT}",

@@ -724,23 +724,47 @@ class ClientConnection(asyncio.Protocol):
             upstream.gate.pause("unclaimed")
 
     async def _client_hello(self) -> ClientHello | None:
-        """The client's whole ClientHello (over any records and segments), or None."""
+        """The client's whole ClientHello (over any records and segments), or None.
+
+        None with the connection still open: not a ClientHello after all (it is relayed).
+        A client that stops half-way is told nothing more: its connection is closed.
+        """
+        loop = asyncio.get_running_loop()
+        timeout = self.ctx.options.limits.tls_handshake_timeout
+        deadline = loop.time() + timeout
+        who = _show(self.client.address)
         while True:
             try:
                 hello = parse_client_hello(self._buf)
             except ClientHelloError as exc:
-                log.info("%s: not a TLS ClientHello (%s): relayed", _show(self.client.address), exc)
+                log.warning("%s: not a TLS ClientHello (%s): relayed untouched", who, exc)
                 return None
             if hello is not None:
                 return hello
-            if not await self._wait_for_bytes():
+            if not await self._wait_for_bytes(deadline - loop.time()):
+                if self._lost:
+                    return None
+                assert self.transport is not None
+                if self._eof:
+                    log.warning("%s closed its connection half-way through its ClientHello", who)
+                else:
+                    log.warning(
+                        "%s sent part of a ClientHello and then nothing for %gs: closed",
+                        who,
+                        timeout,
+                    )
+                self.transport.close()
                 return None
 
     async def _intercept_tls(self, target: Target, upstream: UpstreamConnection) -> bool | None:
         """Intercept the TLS inside a tunnel: True to serve it, False to relay it, None: over."""
         hello = await self._client_hello()
         if hello is None:
-            return None if (self._eof or self._lost) else False
+            assert self.transport is not None
+            if self._eof or self._lost or self.transport.is_closing():
+                upstream.close()
+                return None
+            return False
         ctx = self.ctx
         sni = hello.sni
         if sni is not None and dns_name(sni) is None:

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import pytest
 
+from ..testdata import CLIENTHELLOS
 from .netns import Host, Network, available
 from .origin import ConnectionRecord, Origin, TunnelPeer, _Listener
 from .pki import TestCA
@@ -46,7 +47,8 @@ CLIENT_HOSTS = f"""\
 {SERVER6} www6.example.test
 """
 BANNER = b"220 smtp.example.test ESMTP waylay-tests\r\n"
-PEEK_TIMEOUT = 5.0  # long, so a server-first answer that waited for it would show
+PEEK_TIMEOUT = 2.0  # long enough that a server-first answer that waited for it would show
+TLS_HANDSHAKE_TIMEOUT = 10.0  # waylay's default (Limits.tls_handshake_timeout)
 
 
 class Talker(_Listener):
@@ -330,11 +332,11 @@ def test_a_connection_to_waylay_itself_is_refused_not_looped(lab: Lab) -> None:
     """Not redirected (8080 is not a redirected port): waylay's own address → refused."""
     baseline = lab.waylay.open_fds()
     for _ in range(20):
-        with lab.connect(GATEWAY4, PROXY_PORT) as sock:
+        # Reset at once: the request may not even be sent before the reset arrives.
+        with lab.connect(GATEWAY4, PROXY_PORT) as sock, pytest.raises(ConnectionResetError):
             sock.sendall(b"GET / HTTP/1.1\r\nHost: 198.18.1.1:8080\r\n\r\n")
-            with pytest.raises(ConnectionResetError):
-                while sock.recv(65536):
-                    pass
+            while sock.recv(65536):
+                pass
     assert lab.waylay.wait_for_stderr("connected to waylay itself")
     assert "serves only connections the network redirected" in lab.waylay.stderr_text()
     deadline = time.monotonic() + 5
@@ -343,6 +345,58 @@ def test_a_connection_to_waylay_itself_is_refused_not_looped(lab: Lab) -> None:
     assert lab.waylay.open_fds() <= baseline
     # And it still serves the redirected ones.
     assert json.loads(lab.curl(f"http://{SERVER4}/echo?after=refusal"))["target"]
+
+
+# -- bad input: never a crash or a stuck task -------------------------------------------------
+
+
+def _read_to_end(sock: socket.socket, timeout: float) -> bytes:
+    """Everything until the peer closes (a reset counts as closed); fails after ``timeout``."""
+    sock.settimeout(timeout)
+    received = b""
+    try:
+        while chunk := sock.recv(65536):
+            received += chunk
+    except ConnectionResetError:
+        pass
+    return received
+
+
+def test_garbage_after_a_tls_record_header_is_relayed_untouched(lab: Lab) -> None:
+    garbage = b"\x16\x03\x01\x00\x20" + b"\xfe" * 32  # a handshake record, not a ClientHello
+    with lab.connect(SERVER4, 443) as sock:
+        sock.sendall(garbage)
+        _read_to_end(sock, timeout=10)  # the origin's TLS gave up on it and closed
+    assert lab.waylay.wait_for_stderr("not a TLS ClientHello"), lab.waylay.stderr_text()
+    flow = _flow(lab, lambda f: f["kind"] == "tcp" and f["url"] == f"tcp://{SERVER4}:443")
+    assert flow["request_size"] == len(garbage)
+
+
+def test_half_a_client_hello_then_a_close_is_logged_and_closed(lab: Lab) -> None:
+    hello = (CLIENTHELLOS / "curl-name.bin").read_bytes()
+    with lab.connect(SERVER4, 443) as sock:
+        sock.sendall(hello[: len(hello) // 2])
+        sock.shutdown(socket.SHUT_WR)
+        assert _read_to_end(sock, timeout=10) == b""
+    assert lab.waylay.wait_for_stderr("closed its connection half-way through its ClientHello")
+
+
+def test_half_a_client_hello_then_silence_is_closed_at_the_handshake_timeout(lab: Lab) -> None:
+    hello = (CLIENTHELLOS / "curl-name.bin").read_bytes()
+    with lab.connect(SERVER4, 443) as sock:
+        sock.sendall(hello[:40])
+        assert _read_to_end(sock, timeout=TLS_HANDSHAKE_TIMEOUT + 10) == b""
+    assert lab.waylay.wait_for_stderr("sent part of a ClientHello and then nothing for 10s")
+
+
+def test_a_silent_client_is_relayed_after_the_peek(lab: Lab) -> None:
+    """Nothing within the peek: a server-first protocol, perhaps — relayed, then it talks."""
+    with lab.connect(SERVER4, 7) as sock:
+        time.sleep(PEEK_TIMEOUT + 0.5)
+        sock.sendall(b"late\n")
+        sock.settimeout(10)
+        assert sock.recv(65536) == b"late\n"
+    assert lab.waylay.wait_for_stdout(f"TCP tcp://{SERVER4}:7 5b up")
 
 
 # -- local capture: the client and waylay on one host -----------------------------------------

@@ -382,8 +382,8 @@ REQUESTS = [
 ]
 
 
-def _request_bytes(template: str, origin: RecordingOrigin) -> bytes:
-    smuggled = _get_bytes(origin, "/" + MARKER.decode()).decode()
+def _request_bytes(template: str, origin: RecordingOrigin, *, smuggle: bool = True) -> bytes:
+    smuggled = _get_bytes(origin, "/" + MARKER.decode()).decode() if smuggle else ""
     if "{S}" not in template:
         template += "{S}"
     text = (
@@ -607,3 +607,31 @@ def test_response_whitespace_before_colon_is_removed(
         # The connection goes on: the framing was read as the client reads it.
         client.send(_get_bytes(origin, "/again"))
         assert client.read_response().body == b"ok"
+
+
+# --- trailers ---------------------------------------------------------------------------------
+
+
+def test_framing_and_routing_trailers_never_reach_the_origin(
+    proxy: WaylayProcess, recording: type[RecordingOrigin]
+) -> None:
+    # RFC 9110 §6.5.1: a trailer section may not frame or route a message. A next hop that
+    # merges trailers into the header section would read them as a second Content-Length,
+    # Transfer-Encoding or Host; waylay keeps them in the flow and does not send them on.
+    origin = recording()
+    trailers = "Content-Length: 40\r\nTransfer-Encoding: chunked\r\nHost: evil.test\r\nX-Sum: 5\r\n"
+    data = _request_bytes(
+        CHUNKED + "5\r\nhello\r\n0\r\n" + trailers + "\r\n", origin, smuggle=False
+    )
+    with WireClient(proxy.port) as client:
+        client.send(data)
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and not _last_chunk_arrived(origin):
+            time.sleep(0.02)
+    body = origin.everything().partition(b"\r\n\r\n")[2]
+    assert body == b"5\r\nhello\r\n0\r\nX-Sum: 5\r\n\r\n", body
+
+
+def _last_chunk_arrived(origin: RecordingOrigin) -> bool:
+    body = origin.everything().partition(b"\r\n\r\n")[2]
+    return body.startswith(b"5\r\nhello\r\n0\r\n") and body.endswith(b"\r\n\r\n")

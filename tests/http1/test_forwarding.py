@@ -14,6 +14,7 @@ from waylay.http1.forwarding import (
     connection_tokens,
     forward_request_headers,
     forward_response_headers,
+    forward_trailers,
     is_upgrade_request,
     server_keep_alive,
 )
@@ -273,3 +274,20 @@ SERVER_KEEP_ALIVE = [
 @pytest.mark.parametrize(("version", "headers", "expected"), SERVER_KEEP_ALIVE)
 def test_server_keep_alive(version: bytes, headers: Headers, expected: bool) -> None:
     assert server_keep_alive(ResponseHead(version, 200, b"OK", headers)) is expected
+
+
+# --- trailers (RFC 9110 §6.5.1) ---------------------------------------------------------------
+
+
+def test_trailers_that_frame_route_or_belong_to_the_connection_are_not_forwarded() -> None:
+    trailers: Headers = [
+        (b"X-Checksum", b"abc"),
+        (b"Content-Length", b"5"),
+        (b"transfer-encoding", b"chunked"),
+        (b"Host", b"evil.test"),
+        (b"Connection", b"close"),
+        (b"TE", b"trailers"),
+        (b"Trailer", b"X-Checksum"),
+        (b"x-sum", b"1"),
+    ]
+    assert forward_trailers(trailers) == [(b"X-Checksum", b"abc"), (b"x-sum", b"1")]

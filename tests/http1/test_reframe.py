@@ -109,3 +109,17 @@ def test_rechunked_body_carries_the_same_payload(payload: list[bytes], cuts: lis
     pieces = [wire[a:b] for a, b in itertools.pairwise(bounds)]
     sent, rest = run(Reframer(CHUNKED, response=True, dechunk=True), pieces)
     assert sent == b"".join(payload) and rest == b""
+
+
+def test_trailers_that_may_not_be_trailers_are_kept_in_the_flow_but_not_sent() -> None:
+    # RFC 9110 §6.5.1: a next hop that merged these into the header section would read a
+    # second Content-Length or Host; the flow still shows what the client sent.
+    wire = b"0\r\nContent-Length: 5\r\nHost: evil.test\r\nX-Sum: 11\r\n\r\n"
+    reframer = Reframer(CHUNKED, response=False)
+    sent, rest = run(reframer, [wire])
+    assert sent == b"0\r\nX-Sum: 11\r\n\r\n" and rest == b""
+    assert reframer.trailers == [
+        (b"Content-Length", b"5"),
+        (b"Host", b"evil.test"),
+        (b"X-Sum", b"11"),
+    ]

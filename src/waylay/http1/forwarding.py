@@ -13,6 +13,9 @@ Transfer-Encoding are never dropped that way. ``Connection: content-length`` is 
 to make a proxy strip a body's framing and desynchronise the server (hop-by-hop header abuse);
 the framing of what waylay forwards is decided by ``body.py``, not by the sender's Connection.
 
+Trailers are filtered the same way: a trailer section may not carry framing, routing or
+connection fields (RFC 9110 §6.5.1), so those stay in the flow and do not go on.
+
 Keep-alive is decided here too: whether the client and the server may send another message on
 the same connection (RFC 9112 §9.3). Owns: those rules. Does not own: framing, IO.
 """
@@ -37,6 +40,11 @@ _FRAMING = frozenset({b"content-length", b"transfer-encoding"})
 # RFC 9110 §7.6.1 lets a sender name any field in Connection; these decide the framing and
 # the target, which waylay sets itself (see the module docstring: hop-by-hop header abuse).
 _NEVER_DROPPED = _FRAMING | {b"host"}
+# RFC 9110 §6.5.1: fields that frame or route a message, or belong to the connection, are not
+# allowed in a trailer section; a recipient that removes the chunked coding MAY discard trailer
+# fields (RFC 9112 §7.1.2). A next hop that merges trailers into the header section would
+# otherwise take a second Content-Length, Transfer-Encoding or Host from them.
+_NOT_IN_TRAILERS = HOP_BY_HOP | _NEVER_DROPPED
 
 
 def connection_tokens(headers: Headers) -> frozenset[bytes]:
@@ -141,6 +149,15 @@ def forward_response_headers(
     if options:
         forwarded.append((b"Connection", b", ".join(options)))
     return forwarded
+
+
+def forward_trailers(trailers: Headers) -> Headers:
+    """The trailer fields waylay sends on: all but those that frame or route a message or
+    belong to the connection (RFC 9110 §6.5.1), in their order and case.
+
+    The flow keeps every trailer as received; only the next hop does not get these.
+    """
+    return [(name, value) for name, value in trailers if name.lower() not in _NOT_IN_TRAILERS]
 
 
 def client_keep_alive(head: RequestHead) -> bool:

@@ -6,8 +6,9 @@ A proxy receives a body in pieces and must pass each piece on as it comes, never
 whole: `Reframer.feed` takes the bytes that arrived and returns the bytes to send, plus what
 followed the body's end (the next message, which is not the body's to touch). Content-Length
 bodies pass as they are; chunked bodies are decoded strictly (``ChunkedDecoder``) and chunked
-again — trailers included — or de-chunked for an HTTP/1.0 peer, which then reads until close;
-close-delimited bodies pass until the sender closes (`end_of_stream`).
+again — trailers included, less those a trailer section may not carry
+(``forwarding.forward_trailers``) — or de-chunked for an HTTP/1.0 peer, which then reads until
+close; close-delimited bodies pass until the sender closes (`end_of_stream`).
 
 Returning bytes instead of writing them keeps this pure and lets the caller put a head and
 the first body bytes into one write. Owns: body boundaries and re-framing. Does not own: the
@@ -19,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from waylay.http1.body import ChunkedDecoder, Framing
+from waylay.http1.forwarding import forward_trailers
 from waylay.http1.head import Headers
 from waylay.http1.serialize import chunk, last_chunk
 
@@ -102,7 +104,7 @@ class Reframer:
         self.done = True
         self.trailers = decoder.trailers
         if self._rechunk:
-            out.append(last_chunk(decoder.trailers))
+            out.append(last_chunk(forward_trailers(decoder.trailers)))
         return out, data[used:]
 
     def end_of_stream(self) -> bool:

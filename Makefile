@@ -10,7 +10,7 @@ DEBS   := curl openssl nginx wrk chromium libnss3-tools iproute2 iptables
 # transports differ between versions in ways that matter to a proxy (see exchange._write).
 NEWEST_PYTHON ?= $(lastword $(sort $(wildcard $(HOME)/.pyenv/versions/3.13*/bin/python3)))
 
-.PHONY: run test suite lint debs bench bench-deps clean
+.PHONY: run test suite lint debs bench bench-deps fuzz clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -51,6 +51,23 @@ bench-deps: $(VENV)/.installed
 # waylay, mitmdump and no proxy side by side (docs/performance.md); BENCH_ARGS="--only S1".
 bench: debs $(VENV)/.installed
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
+
+# Coverage-guided fuzzing of the four parsers with atheris (docs/security-testing.md); not part
+# of `make test`. FUZZ_SECONDS per target; FUZZ_TARGETS="head chunked" runs some. The seeds in
+# fuzz/corpus/ are read only; what a run finds goes to build/fuzz/ (a crash: build/fuzz/crashes/).
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS ?= clienthello head chunked filters
+
+fuzz: $(VENV)/.installed
+	@$(BIN)/python -c "import atheris" 2>/dev/null || $(BIN)/pip install -q atheris
+	@for target in $(FUZZ_TARGETS); do \
+		mkdir -p build/fuzz/corpus/$$target build/fuzz/crashes || exit 1; \
+		echo "== fuzz/$$target.py for $(FUZZ_SECONDS) s"; \
+		PYTHONPATH=. $(BIN)/python fuzz/$$target.py -max_total_time=$(FUZZ_SECONDS) \
+			-timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+			-artifact_prefix=build/fuzz/crashes/$$target- \
+			build/fuzz/corpus/$$target fuzz/corpus/$$target || exit 1; \
+	done
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check src tests

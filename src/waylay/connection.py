@@ -110,28 +110,25 @@ class InnerServer:
 class _ServerFirst:
     """Listens to a server no exchange has claimed while the client's first bytes are awaited.
 
-    A server that speaks (or closes) before its client is no HTTP or TLS server: the wait ends
-    at once, and what it said is relayed first.
+    A server that speaks before its client is no HTTP or TLS server: the wait ends at once,
+    and what it said is relayed first.
     """
 
-    __slots__ = ("_wake", "data", "ended")
+    __slots__ = ("_wake", "data")
 
     def __init__(self, wake: Callable[[], None]) -> None:
         self._wake = wake
         self.data = bytearray()
-        self.ended = False
 
     def upstream_data(self, data: bytes) -> None:
         self.data += data
         self._wake()
 
     def upstream_eof(self) -> None:
-        self.ended = True
-        self._wake()
+        pass
 
     def upstream_lost(self, exc: Exception | None) -> None:
-        self.ended = True
-        self._wake()
+        pass
 
     def upstream_pause_writing(self) -> None:
         pass
@@ -542,18 +539,34 @@ class ClientConnection(asyncio.Protocol):
         flow.response = Response(200, b"Connection established", b"HTTP/1.1", [])
         server_first = b""
         if not untouched:
-            verdict, server_first = await self._peek(upstream)
-            if verdict == "http":
-                self._inner = InnerServer("http", target.host, target.port, target.host)
-                self._park(upstream)
-                return True
-            if verdict == "tls":
-                intercepted = await self._intercept_tls(target, upstream)
-                if intercepted is None:
-                    return False  # the connection is over
-                if intercepted:
-                    return True
+            serve, server_first = await self._inspect(upstream, target, named_by_host=False)
+            if serve is not False:
+                return bool(serve)
         return await self._relay_tunnel(flow, upstream, server_first)
+
+    async def _inspect(
+        self, upstream: UpstreamConnection, target: Target, *, named_by_host: bool
+    ) -> tuple[bool | None, bytes]:
+        """What the client speaks to ``target`` decides what the connection becomes.
+
+        (True, b""): its requests are served (HTTP, or TLS intercepted); (None, b""): it is
+        over; (False, bytes): relay it, the server's first bytes first.
+        """
+        verdict, server_first = await self._peek(upstream)
+        if verdict == "http":
+            self._inner = InnerServer(
+                "http", target.host, target.port, target.host, named_by_host=named_by_host
+            )
+            if server_first:
+                upstream.close()  # it spoke out of turn: never reused for a request
+            else:
+                self._park(upstream)
+            return True, b""
+        if verdict == "tls":
+            intercepted = await self._intercept_tls(target, upstream, server_first)
+            if intercepted is not False:
+                return intercepted, b""
+        return False, server_first
 
     async def _relay_tunnel(
         self, flow: Flow, upstream: UpstreamConnection, server_first: bytes
@@ -585,6 +598,8 @@ class ClientConnection(asyncio.Protocol):
             )
             _reset(self.transport)
             return False
+        if self._is_waylay_redirected(original):
+            return False
         host, port = original
         flow = self._tcp_flow(host, port)
         limits = self.ctx.options.limits
@@ -595,6 +610,7 @@ class ClientConnection(asyncio.Protocol):
                 self.ctx.resolver,
                 timeout=limits.connect_timeout,
                 mark=self.ctx.options.upstream_mark,
+                own_ports=self._own_ports,
             )
         except UpstreamError as exc:
             return await self._unreachable(flow, exc)
@@ -604,20 +620,33 @@ class ClientConnection(asyncio.Protocol):
         flow.server_address = upstream.address
         server_first = b""
         if not self.ctx.passthrough.ignored(host, port):
-            verdict, server_first = await self._peek(upstream)
-            if verdict == "http":
-                self._inner = InnerServer("http", host, port, host, named_by_host=True)
-                self._park(upstream)
-                return True
-            if verdict == "tls":
-                target = Target("authority", "https", host, port, b"")
-                intercepted = await self._intercept_tls(target, upstream)
-                if intercepted is None:
-                    return False  # the connection is over
-                if intercepted:
-                    return True
+            target = Target("authority", "https", host, port, b"")
+            serve, server_first = await self._inspect(upstream, target, named_by_host=True)
+            if serve is not False:
+                return bool(serve)
         await self._relay_tcp(flow, upstream, server_first)
         return False
+
+    @property
+    def _own_ports(self) -> set[int] | None:
+        return self.ctx.own_ports if self.ctx.options.mode == "transparent" else None
+
+    def _is_waylay_redirected(self, original: tuple[str, int]) -> bool:
+        """The client is waylay's own connection to ``original``, redirected back: refused."""
+        assert self.transport is not None
+        host, port = self.client.address
+        if port not in self.ctx.own_ports or not _is_local_address(mapped_to_ipv4(host)):
+            return False
+        log.warning(
+            "waylay's own connection to %s was redirected back to it (from %s): the rules must "
+            "leave waylay's traffic alone — with local capture, run waylay with --upstream-mark "
+            "MARK and the rules with --exclude-mark MARK, or as another user with --exclude-user "
+            "(see docs/transparent.md); refused rather than looped",
+            _show(original),
+            _show(self.client.address),
+        )
+        _reset(self.transport)
+        return True
 
     def _is_own(self, address: tuple[str, int]) -> bool:
         """``address`` is waylay's own listening socket (what an unredirected client reached)."""
@@ -701,7 +730,8 @@ class ClientConnection(asyncio.Protocol):
 
         Undecided after the peek timeout — silence (a server-speaks-first protocol) or bytes
         that could still become a request line — means neither TLS nor HTTP: relayed. So
-        does a server that speaks or closes first: its bytes are the second answer.
+        does a server that speaks first: its bytes are the second answer. (One that closes
+        first decides nothing: an HTTP client is still owed a 502 page.)
         """
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.ctx.options.limits.peek_timeout
@@ -710,14 +740,15 @@ class ClientConnection(asyncio.Protocol):
         upstream.gate.resume("unclaimed")
         try:
             while True:
-                if server.data or server.ended:
+                # A TLS server never speaks first: TLS bytes from one (an alert) decide nothing.
+                if server.data and not _may_be_tls_record(server.data):
                     return "other", bytes(server.data)
                 verdict = classify(self._buf)
                 if verdict is not None:
-                    return verdict, b""
+                    return verdict, bytes(server.data)
                 remaining = deadline - loop.time()
                 if remaining <= 0 or self._eof or self._lost:
-                    return "other", b""
+                    return "other", bytes(server.data)
                 await self._wait_for_bytes(remaining)
         finally:
             upstream.exchange = None
@@ -756,8 +787,14 @@ class ClientConnection(asyncio.Protocol):
                 self.transport.close()
                 return None
 
-    async def _intercept_tls(self, target: Target, upstream: UpstreamConnection) -> bool | None:
-        """Intercept the TLS inside a tunnel: True to serve it, False to relay it, None: over."""
+    async def _intercept_tls(
+        self, target: Target, upstream: UpstreamConnection, server_first: bytes = b""
+    ) -> bool | None:
+        """Intercept the TLS inside a tunnel: True to serve it, False to relay it, None: over.
+
+        ``server_first``: TLS bytes the server sent before being asked (an alert, from a server
+        that cannot speak any version it was configured with): its handshake reads them.
+        """
         hello = await self._client_hello()
         if hello is None:
             assert self.transport is not None
@@ -804,6 +841,7 @@ class ClientConnection(asyncio.Protocol):
                 ctx.upstream_tls.for_server(name, offer),
                 server_hostname=name,
                 timeout=limits.tls_handshake_timeout,
+                pending=server_first,
             )
         except UpstreamError as exc:
             # The client still gets a session, to be told why in a page it can read.
@@ -934,6 +972,7 @@ class ClientConnection(asyncio.Protocol):
                 self.ctx.resolver,
                 timeout=limits.connect_timeout,
                 mark=self.ctx.options.upstream_mark,
+                own_ports=self._own_ports,
             )
             if inner is not None and inner.scheme == "https":
                 await start_tls(
@@ -1073,6 +1112,22 @@ def _original_of(transport: asyncio.Transport) -> tuple[str, int] | None:
     except OSError as exc:
         log.warning("cannot read the original destination of a connection: %s", exc)
         return None
+
+
+def _may_be_tls_record(data: bytes | bytearray) -> bool:
+    """``data`` starts like a TLS record of any type (RFC 8446 §5.1), or is too short to tell."""
+    return data[0] in (20, 21, 22, 23) and (len(data) < 2 or data[1] == 3)
+
+
+def _is_local_address(host: str) -> bool:
+    """``host`` is an address of this machine (it can be bound to)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((host, 0))
+        except OSError:
+            return False
+    return True
 
 
 def _reset(transport: asyncio.Transport) -> None:

@@ -42,6 +42,9 @@ class ProxyContext:
     # own address, and the (host, port) pairs that are the proxy itself (never forwarded to).
     install_page: InstallPage | None = None
     own_addresses: frozenset[tuple[str, int]] = frozenset()
+    # Transparent mode: the source ports of waylay's open connections to servers. A client
+    # that comes from one of them (from this machine) is waylay itself, redirected back.
+    own_ports: set[int] = field(default_factory=set)
     # --server-replay: stored responses that answer matching requests.
     server_replay: ServerReplay | None = None
 

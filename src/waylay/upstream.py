@@ -41,6 +41,7 @@ class UpstreamConnection(asyncio.Protocol):
         "exchange",
         "gate",
         "key",
+        "source",
         "transport",
         "used",
         "writing_paused",
@@ -55,6 +56,9 @@ class UpstreamConnection(asyncio.Protocol):
         self.used = 0  # exchanges served; > 0 means a reused connection
         # Over the write buffer's high-water mark: outlives an exchange, like the client's.
         self.writing_paused = False
+        # Transparent mode: this connection's source port, and the set of waylay's own source
+        # ports it is in until it closes (connection.py refuses a client that is one of them).
+        self.source: tuple[set[int], int] | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # Typed as BaseTransport; stream sockets get a full Transport (uvloop's included,
@@ -84,6 +88,9 @@ class UpstreamConnection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        if self.source is not None:
+            ports, port = self.source
+            ports.discard(port)
         exchange, self.exchange = self.exchange, None
         if exchange is not None:
             exchange.upstream_lost(exc)
@@ -142,11 +149,14 @@ async def connect(
     timeout: float,
     factory: Callable[[], UpstreamConnection] | None = None,
     mark: int | None = None,
+    own_ports: set[int] | None = None,
 ) -> UpstreamConnection:
     """Resolve ``host`` and connect to the first address that answers, within ``timeout``.
 
     ``mark`` is set as the socket's firewall mark (SO_MARK) before it connects, so the very
     first packet carries it: local-capture rules exclude waylay's own connections by it.
+    With ``own_ports``, the socket's source port is known before it connects and is in that
+    set until the connection closes: a redirect that loops back to waylay is recognised.
     """
     loop = asyncio.get_running_loop()
     addresses = await resolver.resolve(host, port)
@@ -157,11 +167,18 @@ async def connect(
     for address in addresses:
         try:
             async with asyncio.timeout(timeout):
-                if mark is None:
+                if mark is None and own_ports is None:
                     _, protocol = await loop.create_connection(make, address, port)
                 else:
-                    sock = await _marked_connect(loop, address, port, mark)
-                    _, protocol = await loop.create_connection(make, sock=sock)
+                    sock, source = await _own_socket_connect(loop, address, port, mark, own_ports)
+                    try:
+                        _, protocol = await loop.create_connection(make, sock=sock)
+                    except BaseException:
+                        if own_ports is not None:
+                            own_ports.discard(source)
+                        raise
+                    if own_ports is not None:
+                        protocol.source = (own_ports, source)
         except TimeoutError:
             failure = UpstreamError(
                 f"connecting to {host}:{port} ({address}) timed out after {timeout:g}s",
@@ -175,19 +192,32 @@ async def connect(
     raise failure
 
 
-async def _marked_connect(
-    loop: asyncio.AbstractEventLoop, address: str, port: int, mark: int
-) -> socket.socket:
+async def _own_socket_connect(
+    loop: asyncio.AbstractEventLoop,
+    address: str,
+    port: int,
+    mark: int | None,
+    own_ports: set[int] | None,
+) -> tuple[socket.socket, int]:
+    """A socket marked and bound (its source port noted in ``own_ports``) before it connects."""
     family = socket.AF_INET6 if ":" in address else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
+    source = 0
     try:
         sock.setblocking(False)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_MARK, mark)
+        if mark is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_MARK, mark)
+        if own_ports is not None:
+            sock.bind(("::" if family == socket.AF_INET6 else "0.0.0.0", 0))
+            source = sock.getsockname()[1]
+            own_ports.add(source)
         await loop.sock_connect(sock, (address, port))
     except BaseException:
         sock.close()
+        if own_ports is not None:
+            own_ports.discard(source)
         raise
-    return sock
+    return sock, source
 
 
 def _connect_error(host: str, port: int, address: str, exc: OSError) -> UpstreamError:
@@ -205,17 +235,22 @@ async def start_tls(
     *,
     server_hostname: str | None,
     timeout: float,
+    pending: bytes = b"",
 ) -> ssl.SSLObject:
     """TLS with the server over ``upstream``, verified as ``context`` says; UpstreamError if not.
 
     ``server_hostname`` is both the SNI sent (none for an IP literal) and the name the
-    certificate must be valid for.
+    certificate must be valid for. ``pending``: bytes the server already sent.
     """
     assert upstream.transport is not None
     where = _show(upstream.key)
     try:
         tls = TlsTransport(
-            upstream.transport, context, server_side=False, server_hostname=server_hostname
+            upstream.transport,
+            context,
+            server_side=False,
+            server_hostname=server_hostname,
+            pending=pending,
         )
     except ValueError:  # ssl's IDNA check: a label empty or over 63 characters
         upstream.abort()

@@ -14,10 +14,13 @@ with ``Host.inside()``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import sqlite3
 import ssl
+import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -41,9 +44,11 @@ SERVER4, SERVER6 = "198.18.2.2", "2001:2:2::2"
 GATEWAY4 = "198.18.1.1"
 PROXY_PORT = 8080
 # Redirected: the usual two, TLS elsewhere, the echo and the talker, and two nobody serves.
-PORTS = (80, 443, 8443, 7, 25, 81, 444)
+PORTS = (80, 443, 8443, 7, 25, 81, 444, 9443)
+# --ignore-hosts, matched against the original address and against the SNI.
+IGNORED = (r"^198\.18\.2\.2:9443$", r"^ignored\.example\.test:")
 CLIENT_HOSTS = f"""\
-{SERVER4} www.example.test
+{SERVER4} www.example.test ignored.example.test
 {SERVER6} www6.example.test
 """
 BANNER = b"220 smtp.example.test ESMTP waylay-tests\r\n"
@@ -82,6 +87,7 @@ class Lab:
     https6: TlsOrigin
     tls_elsewhere: TlsOrigin
     tls_cert_cn: str
+    test_ca: Path
 
     def curl(self, *args: str, check: bool = True) -> str:
         """curl from the client namespace, with no proxy; its stdout."""
@@ -148,7 +154,9 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
         test_ca = TestCA(tmp)
         cn = "origin.example.test"
         issued = test_ca.issue(
-            "origin", cn=cn, dns=["www.example.test", "www6.example.test", "api.example.test"],
+            "origin", cn=cn,
+            dns=["www.example.test", "www6.example.test", "api.example.test",
+                 "ignored.example.test"],
             ips=[SERVER4, SERVER6],
         )  # fmt: skip
         with server.inside():
@@ -157,9 +165,10 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
             https = TlsOrigin(issued, host=SERVER4, port=443)
             https6 = TlsOrigin(issued, host=SERVER6, port=443)
             tls_elsewhere = TlsOrigin(issued, host=SERVER4, port=8443)
+            tls_ignored = TlsOrigin(issued, host=SERVER4, port=9443)
             echo, echo6 = TunnelPeer(SERVER4, 7), TunnelPeer(SERVER6, 7)
             talker = Talker(SERVER4, 25)
-        listeners = [http, http6, https, https6, tls_elsewhere, echo, echo6, talker]
+        listeners = [http, http6, https, https6, tls_elsewhere, tls_ignored, echo, echo6, talker]
         for listener in listeners:
             listener.start()
         home = tmp / "home"
@@ -172,6 +181,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
                 "dump", "--mode", "transparent", "--listen", f"*:{PROXY_PORT}",
                 "--confdir", str(confdir), "--upstream-ca", str(test_ca.cert_path),
                 "--peek-timeout", str(PEEK_TIMEOUT), "--save", str(save),
+                *(arg for pattern in IGNORED for arg in ("--ignore-hosts", pattern)),
             ],
             clean_env(home),
             prefix=gateway.prefix,
@@ -179,7 +189,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
         waylay.wait_ready()
         yield Lab(
             network, client, gateway, server, waylay, confdir / "waylay-ca-cert.pem", save,
-            http, http6, https, https6, tls_elsewhere, cn,
+            http, http6, https, https6, tls_elsewhere, cn, test_ca.cert_path,
         )  # fmt: skip
     finally:
         if waylay is not None:
@@ -238,6 +248,29 @@ def test_tls_on_another_port_is_detected_by_content(lab: Lab) -> None:
     body = lab.curl("--cacert", str(lab.ca_cert), "https://www.example.test:8443/echo?port=8443")
     assert json.loads(body)["target"] == "/echo?port=8443"
     assert lab.waylay.wait_for_stdout("GET https://www.example.test:8443/echo?port=8443 200")
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://www.example.test:9443/echo?ignored=address",  # by the original address
+        "https://ignored.example.test/echo?ignored=sni",  # by the SNI
+    ],
+)
+def test_ignored_hosts_are_relayed_untouched(lab: Lab, url: str) -> None:
+    """The client sees the server's own certificate (it trusts only the tests' CA here)."""
+    body = lab.curl("--cacert", str(lab.test_ca), url)
+    assert json.loads(body)["target"] == url[url.index("/echo") :]
+    port = 9443 if ":9443" in url else 443
+    flow = _flow(
+        lab,
+        lambda f: (
+            f["kind"] == "tcp"
+            and f["url"] == f"tcp://{SERVER4}:{port}"
+            and f["response_size"] > 1000
+        ),
+    )  # fmt: skip: a server certificate went by
+    assert flow["error"] is None
 
 
 def _flow(lab: Lab, predicate: object, timeout: float = 5.0) -> dict[str, object]:
@@ -332,8 +365,8 @@ def test_a_connection_to_waylay_itself_is_refused_not_looped(lab: Lab) -> None:
     """Not redirected (8080 is not a redirected port): waylay's own address → refused."""
     baseline = lab.waylay.open_fds()
     for _ in range(20):
-        # Reset at once: the request may not even be sent before the reset arrives.
-        with lab.connect(GATEWAY4, PROXY_PORT) as sock, pytest.raises(ConnectionResetError):
+        # Reset at once: the request may not even be sent (nor connect() return) before it.
+        with pytest.raises(ConnectionResetError), lab.connect(GATEWAY4, PROXY_PORT) as sock:
             sock.sendall(b"GET / HTTP/1.1\r\nHost: 198.18.1.1:8080\r\n\r\n")
             while sock.recv(65536):
                 pass
@@ -405,11 +438,11 @@ LOCAL_SERVER4, LOCAL_SERVER6 = "198.18.3.2", "2001:2:3::2"
 MARK = "0x2a"
 
 
-def test_local_capture_spares_waylays_own_connections(
-    tmp_path: Path,
-) -> None:
-    """A client on waylay's own host is captured; waylay's upstream (marked) is not — or it
-    would be redirected to itself, again and again."""
+@contextlib.contextmanager
+def local_capture(
+    tmp_path: Path, *waylay_args: str
+) -> Iterator[tuple[Host, WaylayProcess, list[Origin], Path]]:
+    """One host with a client and waylay, its rules for local capture, and a server beside it."""
     network = Network("l")
     waylay: WaylayProcess | None = None
     origins: list[Origin] = []
@@ -427,28 +460,77 @@ def test_local_capture_spares_waylays_own_connections(
         waylay = WaylayProcess(
             [
                 "dump", "--mode", "transparent", "--listen", f"*:{PROXY_PORT}",
-                "--confdir", str(tmp_path / "confdir"), "--upstream-mark", MARK,
+                "--confdir", str(tmp_path / "confdir"), *waylay_args,
             ],
             clean_env(home),
             prefix=local.prefix,
         )  # fmt: skip
         waylay.wait_ready()
-        for url in (
-            f"http://{LOCAL_SERVER4}/echo?local=4",
-            f"http://[{LOCAL_SERVER6}]/echo?local=6",
-        ):
-            result = local.run(
-                "curl", "--silent", "--show-error", "--max-time", "10", "--noproxy", "*", url,
-                env=clean_env(home),
-            )  # fmt: skip
-            assert json.loads(result.stdout)["target"] == url[url.index("/echo") :]
-            assert waylay.wait_for_stdout(f"GET {url} 200"), waylay.stdout_lines()
-        # Each request reached the server once: waylay's own connection was not captured.
-        assert [len(origin.requests) for origin in origins] == [1, 1]
-        assert "connected to waylay itself" not in waylay.stderr_text()
+        yield local, waylay, origins, home
     finally:
         if waylay is not None:
             assert waylay.stop() == 0, waylay.stderr_text()
         for origin in origins:
             origin.stop()
         network.close()
+
+
+def _curl(
+    host: Host, home: Path, *args: str, check: bool = True
+) -> subprocess.CompletedProcess[str]:
+    return host.run(
+        "curl", "--silent", "--show-error", "--max-time", "10", "--noproxy", "*", *args,
+        env=clean_env(home), check=check,
+    )  # fmt: skip
+
+
+def test_local_capture_spares_waylays_own_connections(tmp_path: Path) -> None:
+    """A client on waylay's own host is captured; waylay's upstream (marked) is not — or it
+    would be redirected to itself, again and again."""
+    with local_capture(tmp_path, "--upstream-mark", MARK) as (local, waylay, origins, home):
+        for url in (
+            f"http://{LOCAL_SERVER4}/echo?local=4",
+            f"http://[{LOCAL_SERVER6}]/echo?local=6",
+        ):
+            result = _curl(local, home, url)
+            assert json.loads(result.stdout)["target"] == url[url.index("/echo") :]
+            assert waylay.wait_for_stdout(f"GET {url} 200"), waylay.stdout_lines()
+        # Each request reached the server once: waylay's own connection was not captured.
+        assert [len(origin.requests) for origin in origins] == [1, 1]
+        assert "redirected back" not in waylay.stderr_text()
+
+
+def test_a_redirect_back_to_waylay_is_refused_not_looped(tmp_path: Path) -> None:
+    """Rules that exclude a mark waylay does not set: its own connection comes back to it."""
+    with local_capture(tmp_path) as (local, waylay, origins, home):
+        for url in (f"http://{LOCAL_SERVER4}/echo?loop=4", f"http://[{LOCAL_SERVER6}]/echo?loop=6"):
+            page = _curl(local, home, "--include", url, check=False).stdout
+            assert page.startswith("HTTP/1.1 502"), (page, waylay.stderr_text())
+            assert waylay.wait_for_stderr("was redirected back to it"), waylay.stderr_text()
+        assert "--upstream-mark MARK" in waylay.stderr_text()
+        assert [len(origin.requests) for origin in origins] == [0, 0]
+        baseline = waylay.open_fds()
+        assert baseline < 64, baseline  # no pile of looped connections
+
+
+def test_upstream_mark_without_the_right_to_mark_is_exit_2() -> None:
+    """Checked at start-up, not at the first connection: as an unprivileged user, exit 2."""
+    # pytest's own temporary folders are root's alone: "nobody" gets one of its own.
+    with tempfile.TemporaryDirectory(prefix="wl-nobody-") as folder:
+        shared = Path(folder)
+        shared.chmod(0o777)
+        result = _as_nobody(shared)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().splitlines() == [
+        "waylay: error: --upstream-mark 0x2a: cannot mark sockets (Operation not permitted); "
+        "it needs root or CAP_NET_ADMIN, as the iptables rules it works with do"
+    ]
+
+
+def _as_nobody(shared: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+         *waylay_command(["dump", "--listen", "127.0.0.1:0", "--upstream-mark", "0x2a",
+                          "--confdir", str(shared / "confdir")])],
+        capture_output=True, text=True, env=clean_env(shared), timeout=30,
+    )  # fmt: skip

@@ -94,6 +94,11 @@ def _proxy_flags(parser: argparse.ArgumentParser) -> None:
         help="with --server-replay: a request with no saved match gets a 404 instead of going "
         "to the server",
     )
+    flows.add_argument(
+        "--server-replay-ignore-content",
+        action=argparse.BooleanOptionalAction,
+        help="with --server-replay: match requests on method and URL alone, not on their body",
+    )
     tls = parser.add_argument_group("HTTPS interception")
     tls.add_argument(
         "--ignore-hosts",
@@ -427,6 +432,7 @@ def _flags(args: argparse.Namespace) -> dict[str, Any]:
         "body_limit",
         "server_replay",
         "server_replay_strict",
+        "server_replay_ignore_content",
         "filter",
         "mode",
         "upstream_mark",

@@ -47,7 +47,7 @@ from waylay.errors import ProtocolError, UpstreamError, WaylayError, error_respo
 from waylay.exchange import Exchange, Outcome
 from waylay.flow import Client, Error, Flow, Request, Response, Timestamps
 from waylay.hooks import dispatch
-from waylay.http1.body import Framing, request_framing
+from waylay.http1.body import ChunkedDecoder, Framing, request_framing
 from waylay.http1.forwarding import (
     authority,
     client_keep_alive,
@@ -65,7 +65,7 @@ from waylay.http1.head import (
 from waylay.http1.serialize import request_head, response_head
 from waylay.installpage import INSTALL_HOST
 from waylay.platform.linux import mapped_to_ipv4, original_destination
-from waylay.serverreplay import ServerReplay
+from waylay.serverreplay import MATCH_BODY_LIMIT, ServerReplay
 from waylay.store.flowstore import BodyCapture
 from waylay.store.schema import REQUEST_BODY, RESPONSE_BODY
 from waylay.tls.clienthello import ClientHello, ClientHelloError, parse_client_hello
@@ -360,7 +360,12 @@ class ClientConnection(asyncio.Protocol):
         self, flow: Flow, head: RequestHead, framing: Framing, replay: ServerReplay
     ) -> bool | None:
         """Answer from --server-replay; None when the request goes to the server after all."""
-        stored = await replay.answer(flow)
+        body: bytes | None = b""
+        consumed = 0
+        if framing.kind != "none" and replay.wants_body(flow):
+            read = await self._read_body_ahead(head, framing, MATCH_BODY_LIMIT)
+            body, consumed = read if read is not None else (None, 0)
+        stored = await replay.answer(flow, body)
         if stored is None:
             if not replay.strict:
                 return None
@@ -373,8 +378,17 @@ class ClientConnection(asyncio.Protocol):
             await self._flow_failed(flow, error, response_started=False)
             return False
         assert self.transport is not None
-        # A request body still on its way is not read: the connection closes after this.
-        keep = framing.kind == "none" and client_keep_alive(head) and not self._lost
+        # The body read ahead is the request's: gone from the buffer. One not read (matching
+        # ignored it) may still be on its way: then the connection closes after the answer.
+        del self._buf[:consumed]
+        whole = framing.kind == "none" or consumed > 0
+        keep = whole and client_keep_alive(head) and not self._lost
+        request_capture = None
+        if body:
+            flow.request_body_size = len(body)
+            request_capture = self.ctx.store.capture(flow, REQUEST_BODY)
+            if request_capture is not None:
+                request_capture(body)
         response = stored.response
         fields = stored.head_fields(close=not keep)
         data = b"" if head.method == b"HEAD" else stored.body
@@ -389,11 +403,57 @@ class ClientConnection(asyncio.Protocol):
         capture = self.ctx.store.capture(flow, RESPONSE_BODY)
         if capture is not None:
             capture(data)
-        self._captures = (None, capture)
+        self._captures = (request_capture, capture)
         if self.ctx.hooks.response:
             await dispatch(self.ctx.hooks.response, flow)
         self._record(flow)
         return keep
+
+    async def _read_body_ahead(
+        self, head: RequestHead, framing: Framing, limit: int
+    ) -> tuple[bytes, int] | None:
+        """The request's whole body, read into the buffer but left there, and its wire size.
+
+        None when it is longer than ``limit``, malformed (the exchange that streams it will
+        say so), the client stops sending it, or waits for a 100 Continue first: whatever was
+        read stays in the buffer for the exchange to forward.
+        """
+        if b"100-continue" in (header_value(head.headers, b"expect") or b"").lower():
+            return None
+        timeout = self.ctx.options.limits.head_timeout
+        if framing.kind == "length":
+            if framing.length > limit:
+                return None
+            while len(self._buf) < framing.length:
+                if not await self._wait_for_more(timeout):
+                    return None
+            return bytes(self._buf[: framing.length]), framing.length
+        if framing.kind != "chunked":
+            return None
+        decoder = ChunkedDecoder()
+        pieces: list[bytes] = []
+        size = seen = 0
+        while True:
+            if seen < len(self._buf):
+                try:
+                    found, used = decoder.feed(bytes(self._buf[seen:]))
+                except ProtocolError:
+                    return None
+                seen += used
+                pieces += found
+                size += sum(map(len, found))
+                if size > limit:
+                    return None
+                if decoder.done:
+                    return b"".join(pieces), seen
+            if not await self._wait_for_more(timeout):
+                return None
+
+    async def _wait_for_more(self, timeout: float) -> bool:
+        """Wait for more of a body being read ahead (past the head size the buffer may hold)."""
+        assert self.gate is not None
+        self.gate.resume("pipeline")
+        return await self._wait_for_bytes(timeout)
 
     def _inner_target(self, target: Target, head: RequestHead) -> Target:
         """A request inside a tunnel goes to the tunnel's server, whatever it names."""

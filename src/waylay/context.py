@@ -68,7 +68,11 @@ class ProxyContext:
         )
         server_replay = None
         if options.server_replay is not None:
-            server_replay = ServerReplay(options.server_replay, strict=options.server_replay_strict)
+            server_replay = ServerReplay(
+                options.server_replay,
+                strict=options.server_replay_strict,
+                ignore_content=options.server_replay_ignore_content,
+            )
         if options.save is not None:
             store = FlowStore(options.save, body_limit=options.body_limit)
         else:

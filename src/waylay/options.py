@@ -115,6 +115,7 @@ class Options:
     # A flow database whose responses answer matching requests (method and URL).
     server_replay: Path | None = None
     server_replay_strict: bool = False
+    server_replay_ignore_content: bool = False
     # --filter: only flows that match are shown (dump) or selected (flows, replay, har).
     filter: Filter | None = None
     # "regular": clients are configured to use the proxy; "transparent": the network redirects
@@ -141,6 +142,7 @@ _CONFIG_KEYS = {
     "body-limit": "body_limit",
     "server-replay": "server_replay",
     "server-replay-strict": "server_replay_strict",
+    "server-replay-ignore-content": "server_replay_ignore_content",
     "filter": "filter",
     "mode": "mode",
     "upstream-mark": "upstream_mark",
@@ -189,7 +191,14 @@ def build_options(flags: dict[str, Any]) -> Options:
     values: dict[str, Any] = {"confdir": confdir}
     if "listen" in merged:
         values["listen"] = parse_listen(_expect(merged, "listen", str))
-    for flag in ("quiet", "hosts_only", "insecure", "passthrough_pinned", "server_replay_strict"):
+    for flag in (
+        "quiet",
+        "hosts_only",
+        "insecure",
+        "passthrough_pinned",
+        "server_replay_strict",
+        "server_replay_ignore_content",
+    ):
         if flag in merged:
             values[flag] = _expect(merged, flag, bool)
     for flag in ("hosts", "upstream_ca", "save", "server_replay"):
@@ -216,8 +225,9 @@ def build_options(flags: dict[str, Any]) -> Options:
         values["mode"] = _mode(_expect(merged, "mode", str))
     if "upstream_mark" in merged:
         values["upstream_mark"] = _mark(merged["upstream_mark"])
-    if values.get("server_replay_strict") and "server_replay" not in values:
-        raise ConfigError("--server-replay-strict needs --server-replay FILE")
+    for flag in ("server_replay_strict", "server_replay_ignore_content"):
+        if values.get(flag) and "server_replay" not in values:
+            raise ConfigError(f"--{flag.replace('_', '-')} needs --server-replay FILE")
     if values.get("hosts_only") and "hosts" not in values:
         raise ConfigError("--hosts-only needs --hosts FILE: without it no name could be resolved")
     limits = Limits()

@@ -19,11 +19,16 @@ Curl = Callable[..., subprocess.CompletedProcess[bytes]]
 
 
 def curl(
-    proxy: str, *args: str, home: Path, timeout: float = 30.0
+    proxy: str, *args: str, home: Path, timeout: float = 30.0, input: bytes | None = None
 ) -> subprocess.CompletedProcess[bytes]:
-    """``curl -x PROXY ARGS``: no ~/.curlrc, silent but errors shown; never raises on status."""
+    """``curl -x PROXY ARGS``: no ~/.curlrc, silent but errors shown; never raises on status.
+
+    ``input`` is curl's stdin (``--data-binary @-`` sends it).
+    """
     command = ["curl", "-q", "-sS", "--max-time", str(timeout), "-x", proxy, *args]
-    return subprocess.run(command, capture_output=True, env=clean_env(home), timeout=timeout + 15)
+    return subprocess.run(
+        command, capture_output=True, env=clean_env(home), timeout=timeout + 15, input=input
+    )
 
 
 def httpx_client(proxy: str, **options: object) -> httpx.Client:

@@ -447,7 +447,9 @@ def _context(options: Options, *, show: Filter | None) -> ProxyContext:
         addons.append(Dumper(sys.stdout, only=show))
     table = load_hosts(options.hosts) if options.hosts else {}
     resolver = Resolver(table, hosts_only=options.hosts_only, lookup=dns_lookup)
-    return ProxyContext.build(options, resolver, HookTable(addons))
+    ctx = ProxyContext.build(options, resolver, HookTable(addons))
+    ctx.keep_bodies = show is not None and show.uses_bodies and not options.quiet
+    return ctx
 
 
 def run_dump(options: Options) -> int:

@@ -80,6 +80,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("waylay.connection")
 
 _NO_CAPTURE: tuple[BodyCapture | None, BodyCapture | None] = (None, None)
+_NO_COPIES: tuple[Callable[[bytes], None] | None, Callable[[bytes], None] | None] = (None, None)
 
 # Idle upstream connections one client connection may keep, one per host:port.
 MAX_IDLE_UPSTREAMS = 8
@@ -105,6 +106,35 @@ class InnerServer:
     failure: UpstreamError | None = None
     # Transparent HTTP: each request's Host names its flow (connections go to connect_host).
     named_by_host: bool = False
+
+
+class _BodyCopy:
+    """A body kept whole as it passes, up to a limit, for a live filter that reads bodies.
+
+    Each piece also goes on to the store's capture (``then``), so recording is unchanged.
+    """
+
+    __slots__ = ("_limit", "_parts", "_size", "_then")
+
+    def __init__(self, then: Callable[[bytes], None] | None, limit: int) -> None:
+        self._then = then
+        self._limit = limit
+        self._parts: list[bytes] | None = []
+        self._size = 0
+
+    def __call__(self, data: bytes) -> None:
+        if self._then is not None:
+            self._then(data)
+        if self._parts is None:
+            return
+        self._size += len(data)
+        if self._size > self._limit:
+            self._parts = None  # over the limit: nothing is kept, the filter sees no body
+            return
+        self._parts.append(bytes(data))
+
+    def whole(self) -> bytes | None:
+        return None if self._parts is None else b"".join(self._parts)
 
 
 class _ServerFirst:
@@ -142,6 +172,7 @@ class ClientConnection(asyncio.Protocol):
         "_buf",
         "_captures",
         "_client_full",
+        "_copies",
         "_eof",
         "_exchange",
         "_head_waiter",
@@ -177,6 +208,7 @@ class ClientConnection(asyncio.Protocol):
         self._client_full = False
         self._inner: InnerServer | None = None
         self._captures: tuple[BodyCapture | None, BodyCapture | None] = _NO_CAPTURE
+        self._copies = _NO_COPIES
         self._task: asyncio.Task[None] | None = None
         # Transparent mode: where the client was connecting, from the kernel.
         self._original: tuple[str, int] | None = None
@@ -516,6 +548,15 @@ class ClientConnection(asyncio.Protocol):
             return False
         return await self._finish(flow, *attempt)
 
+    def _sinks(self) -> tuple[Callable[[bytes], None] | None, Callable[[bytes], None] | None]:
+        """Where each body's payload goes as it passes: the store's captures, and copies
+        when a live filter reads bodies (then set on the flow once it is complete)."""
+        if not self.ctx.keep_bodies:
+            return self._captures
+        limit = self.ctx.options.body_limit
+        request, response = self._captures
+        return (_BodyCopy(request, limit), _BodyCopy(response, limit))
+
     async def _exchange_once(
         self,
         flow: Flow,
@@ -534,6 +575,8 @@ class ClientConnection(asyncio.Protocol):
             if upstream is None:
                 return None
         flow.server_address = upstream.address
+        sinks = self._sinks()
+        self._copies = sinks if self.ctx.keep_bodies else _NO_COPIES
         exchange = Exchange(
             client=self.transport,
             client_gate=self.gate,
@@ -546,7 +589,7 @@ class ClientConnection(asyncio.Protocol):
             watch_request=bool(hooks.request) and framing.kind != "none",
             client_full=self._client_full,
             limits=self.ctx.options.limits,
-            capture=self._captures,
+            capture=sinks,
         )
         self._exchange = exchange
         pending = bytes(self._buf)
@@ -571,6 +614,12 @@ class ClientConnection(asyncio.Protocol):
         if outcome.error is not None:
             await self._flow_failed(flow, outcome.error, response_started=exchange.response_started)
             return False
+        request_copy, response_copy = self._copies
+        self._copies = _NO_COPIES
+        if isinstance(request_copy, _BodyCopy):
+            flow.request.content = request_copy.whole()
+        if isinstance(response_copy, _BodyCopy) and flow.response is not None:
+            flow.response.content = response_copy.whole()
         if hooks.response:
             await dispatch(hooks.response, flow)
         self._record(flow)

@@ -45,6 +45,9 @@ class ProxyContext:
     # Transparent mode: the source ports of waylay's open connections to servers. A client
     # that comes from one of them (from this machine) is waylay itself, redirected back.
     own_ports: set[int] = field(default_factory=set)
+    # A live filter reads bodies (`dump --filter '~b ...'`): each flow's bodies are kept whole
+    # (up to --body-limit) in its request.content and response.content, for that filter.
+    keep_bodies: bool = False
     # --server-replay: stored responses that answer matching requests.
     server_replay: ServerReplay | None = None
 

@@ -32,6 +32,27 @@ def test_dump_shows_only_the_flows_that_match(
     ]
 
 
+@pytest.mark.parametrize(
+    ("expression", "shown"),
+    [
+        ("~bq needle", ["/echo/posted"]),  # the request body
+        ('~bs "echo/beta"', ["/echo/beta"]),  # the response body (the echo names its target)
+        ("~b needle & ~m POST", ["/echo/posted"]),
+    ],
+)
+def test_dump_filters_on_bodies_live(
+    start_waylay: StartWaylay, origin: Origin, home: Path, expression: str, shown: list[str]
+) -> None:
+    proxy = start_waylay("--filter", expression)
+    _traffic(proxy.url, origin, home)
+    # A marker flow that matches every body filter above comes last: once it is shown, every
+    # earlier flow has been decided.
+    run_curl(proxy.url, "-d", "needle=2", origin.url("/echo/beta/posted"), home=home)
+    assert proxy.wait_for_stdout("/echo/beta/posted"), proxy.stderr_text()
+    urls = [line.split()[3] for line in proxy.stdout_lines()]
+    assert urls == [origin.url(path) for path in [*shown, "/echo/beta/posted"]]
+
+
 def test_flows_and_replay_select_with_the_filter(
     start_waylay: StartWaylay,
     origin: Origin,

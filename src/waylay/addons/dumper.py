@@ -49,8 +49,8 @@ class Dumper:
     ) -> None:
         self._out = out
         self._colour = out.isatty() if colour is None else colour
-        # --filter: only flows that match are shown (bodies are not held for it, so a body
-        # operator matches nothing live; `waylay flows --filter` sees the stored bodies).
+        # --filter: only flows that match are shown. With a body operator in it, the proxy
+        # keeps each body whole for it (ProxyContext.keep_bodies), up to the body limit.
         self._only = only
 
     def response(self, flow: Flow) -> None:

@@ -199,3 +199,12 @@ def test_transparent_options_from_config(tmp_path: Path) -> None:
 def test_bad_transparent_options(tmp_path: Path, flag: str, value: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         build_options(_flags(tmp_path, **{flag: value}))
+
+
+def test_allow_from_and_server_replay_ignore_content(tmp_path: Path) -> None:
+    options = build_options(_flags(tmp_path, allow_from=["10.0.0.0/8", "fd00::/8"]))
+    assert [str(network) for network in options.allow_from] == ["10.0.0.0/8", "fd00::/8"]
+    with pytest.raises(ConfigError, match="--allow-from 'nowhere'"):
+        build_options(_flags(tmp_path, allow_from=["nowhere"]))
+    with pytest.raises(ConfigError, match="--server-replay-ignore-content needs --server-replay"):
+        build_options(_flags(tmp_path, server_replay_ignore_content=True))

@@ -67,6 +67,13 @@ def _proxy_flags(parser: argparse.ArgumentParser) -> None:
         "server-speaks-first protocol (default 1)",
     )
     parser.add_argument(
+        "--allow-from",
+        metavar="CIDR",
+        action="append",
+        help="repeatable; serve only clients from these networks (default: everyone when "
+        "listening on loopback, otherwise only addresses that are not globally reachable)",
+    )
+    parser.add_argument(
         "--upstream-mark",
         metavar="MARK",
         help="set this firewall mark (SO_MARK) on every connection to a server, so local-capture "
@@ -435,6 +442,7 @@ def _flags(args: argparse.Namespace) -> dict[str, Any]:
         "server_replay_ignore_content",
         "filter",
         "mode",
+        "allow_from",
         "upstream_mark",
         "peek_timeout",
     )

@@ -222,10 +222,32 @@ class ClientConnection(asyncio.Protocol):
         self.gate = ReadGate(transport)
         peer = transport.get_extra_info("peername") or ("", 0)
         self.client = Client((str(peer[0]), int(peer[1])), time.time())
+        if not self.ctx.access.allows(self.client.address[0]):
+            self._refuse_client(transport)
+            return
         if self.ctx.options.mode == "transparent":
             self._original = _original_of(transport)
         self.ctx.connections.add(self)
         self._task = asyncio.get_running_loop().create_task(self._serve())
+
+    def _refuse_client(self, transport: asyncio.Transport) -> None:
+        """A client --allow-from does not allow: told so (a reset in transparent mode)."""
+        self._lost = True  # nothing is served
+        access = self.ctx.access
+        log.warning(
+            "%s may not use this proxy (%s): refused", _show(self.client.address), access.describe()
+        )
+        if self.ctx.options.mode == "transparent":
+            _reset(transport)
+            return
+        error = ProtocolError(
+            f"clients from {self.client.address[0]} may not use this proxy; "
+            f"it serves {access.describe()}",
+            status=403,
+            code="client-not-allowed",
+        )
+        transport.write(error_response(error))
+        _LingeringClose(transport, self.ctx.lingering)
 
     def data_received(self, data: bytes) -> None:
         exchange = self._exchange

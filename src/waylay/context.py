@@ -7,6 +7,7 @@ import socket
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from waylay.access import AccessList
 from waylay.errors import ConfigError
 from waylay.hooks import HookTable
 from waylay.hosts import Resolver
@@ -48,6 +49,8 @@ class ProxyContext:
     # A live filter reads bodies (`dump --filter '~b ...'`): each flow's bodies are kept whole
     # (up to --body-limit) in its request.content and response.content, for that filter.
     keep_bodies: bool = False
+    # Which clients may use the proxy (--allow-from, or the default rule).
+    access: AccessList = field(default_factory=lambda: AccessList(None, everyone=True))
     # --server-replay: stored responses that answer matching requests.
     server_replay: ServerReplay | None = None
 
@@ -94,6 +97,7 @@ class ProxyContext:
             ),
             Passthrough(options.ignore_hosts, remember_pinned=options.passthrough_pinned),
             server_replay=server_replay,
+            access=AccessList.build(options.allow_from, options.listen.host),
         )
 
 

@@ -53,6 +53,7 @@ class ConfigError(WaylayError):
 
 _REASON_PHRASES = {
     400: b"Bad Request",
+    403: b"Forbidden",
     404: b"Not Found",
     405: b"Method Not Allowed",
     408: b"Request Timeout",

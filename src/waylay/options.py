@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from waylay.access import Network, parse_networks
 from waylay.errors import ConfigError
 from waylay.filters import Filter, FilterError, parse_filter
 
@@ -123,6 +124,8 @@ class Options:
     mode: str = "regular"
     # SO_MARK set on every upstream socket, so local-capture rules can leave them alone.
     upstream_mark: int | None = None
+    # --allow-from: the client networks served; empty: the default rule (access.py).
+    allow_from: tuple[Network, ...] = ()
     limits: Limits = field(default_factory=Limits)
 
 
@@ -147,6 +150,7 @@ _CONFIG_KEYS = {
     "mode": "mode",
     "upstream-mark": "upstream_mark",
     "peek-timeout": "peek_timeout",
+    "allow-from": "allow_from",
 }
 MODES = ("regular", "transparent")
 # Settings whose relative paths are relative to the config file.
@@ -225,6 +229,8 @@ def build_options(flags: dict[str, Any]) -> Options:
         values["mode"] = _mode(_expect(merged, "mode", str))
     if "upstream_mark" in merged:
         values["upstream_mark"] = _mark(merged["upstream_mark"])
+    if "allow_from" in merged:
+        values["allow_from"] = parse_networks(_expect_list(merged, "allow_from"))
     for flag in ("server_replay_strict", "server_replay_ignore_content"):
         if values.get(flag) and "server_replay" not in values:
             raise ConfigError(f"--{flag.replace('_', '-')} needs --server-replay FILE")

@@ -1,0 +1,45 @@
+"""--allow-from with real clients: who may use the proxy, and what the others are told."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .clients import curl as run_curl
+from .origin import Origin
+from .waylay_process import StartWaylay
+
+
+def test_a_client_outside_allow_from_gets_a_403_and_nothing_is_forwarded(
+    start_waylay: StartWaylay, origin: Origin, home: Path
+) -> None:
+    proxy = start_waylay("--allow-from", "10.0.0.0/8", "--allow-from", "fd00::/8")
+    result = run_curl(proxy.url, "-i", origin.url("/echo/refused"), home=home)
+    assert result.stdout.startswith(b"HTTP/1.1 403 Forbidden"), result.stdout[:200]
+    assert b"X-Waylay-Error: client-not-allowed" in result.stdout
+    assert b"clients from 127.0.0.1 may not use this proxy" in result.stdout
+    assert origin.requests == []
+    assert proxy.wait_for_stderr("127.0.0.1:")
+    assert "may not use this proxy (--allow-from 10.0.0.0/8, fd00::/8): refused" in (
+        proxy.stderr_text()
+    )
+    # The same for a CONNECT: refused before anything is tunnelled.
+    tunnel = run_curl(proxy.url, "-p", "-i", origin.url("/echo/tunnel"), home=home)
+    assert b"403" in tunnel.stdout.split(b"\r\n", 1)[0], tunnel.stdout[:200]
+    assert origin.requests == []
+
+
+def test_allow_from_admits_the_listed_clients(
+    start_waylay: StartWaylay, origin: Origin, home: Path
+) -> None:
+    proxy = start_waylay("--allow-from", "127.0.0.0/8")
+    result = run_curl(proxy.url, origin.url("/echo/allowed"), home=home)
+    assert result.returncode == 0 and b'"target": "/echo/allowed"' in result.stdout
+
+
+def test_listening_everywhere_serves_local_clients_by_default(
+    start_waylay: StartWaylay, origin: Origin, home: Path
+) -> None:
+    """The default rule off loopback: addresses that are not globally reachable (127/8 is not)."""
+    proxy = start_waylay("--listen", "*:0")
+    result = run_curl(proxy.url, origin.url("/echo/default"), home=home)
+    assert result.returncode == 0 and b'"target": "/echo/default"' in result.stdout

@@ -25,7 +25,7 @@ from waylay.filters import (
 )
 from waylay.flow import Error, Flow, Request, Response
 from waylay.http1.head import Headers
-from waylay.store.rows import INSERT_BODY, INSERT_FLOW, INSERT_HEADER, flow_row, header_rows
+from waylay.store.rows import INSERT_BODY, INSERT_FLOW, INSERT_HEAD, flow_row, head_rows
 from waylay.store.schema import REQUEST_BODY, RESPONSE_BODY, prepare
 
 LONG = "z" * (MAX_LIKE_PATTERN + 10)
@@ -64,7 +64,7 @@ def store(db: sqlite3.Connection, flows: Iterable[Flow], chunk_sizes: Iterable[i
     with db:
         for flow in flows:
             db.execute(INSERT_FLOW, flow_row(flow, flow.id))
-            db.executemany(INSERT_HEADER, header_rows(flow, flow.id))
+            db.executemany(INSERT_HEAD, head_rows(flow, flow.id))
             bodies = [(REQUEST_BODY, flow.request.content)]
             if flow.response is not None:
                 bodies.append((RESPONSE_BODY, flow.response.content))
@@ -318,7 +318,7 @@ SQL_SHAPES = [
     ("~d example", "f.host LIKE ?", "waylay_"),
     ("!~s | ~e", "f.status IS NOT NULL", "waylay_"),
     ("~q", "f.status IS NULL", "waylay_"),
-    ("~h server", "EXISTS (SELECT 1 FROM headers", "waylay_"),
+    ("~h server", "EXISTS (SELECT 1 FROM heads", "waylay_"),
     ("~a", "f.response_content_type LIKE", "waylay_"),
     ("~u '/api/v[0-9]+'", "f.url LIKE ? ESCAPE '\\' AND waylay_regexp(?, f.url)", "body"),
     ("~u 'a|b'", "waylay_regexp(?, f.url)", "LIKE"),

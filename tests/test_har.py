@@ -706,7 +706,7 @@ def test_a_database_damaged_inside_is_a_one_line_error_and_writes_nothing(
     append_flows(database, [(_flow(path=b"/%d" % n), None, b"x" * 3000) for n in range(50)])
     db = sqlite3.connect(database)
     page_size = db.execute("PRAGMA page_size").fetchone()[0]
-    (root,) = db.execute("SELECT rootpage FROM sqlite_master WHERE name = 'headers'").fetchone()
+    (root,) = db.execute("SELECT rootpage FROM sqlite_master WHERE name = 'heads'").fetchone()
     db.close()
     with database.open("r+b") as damaged:  # the header table's root page, not the schema's
         damaged.seek((root - 1) * page_size)

@@ -544,17 +544,18 @@ class _HeaderSearch:
 
     def sql(self, params: list[object]) -> str:
         parts = ", ".join(str(part) for part in self.parts)
-        test = self.regex.sql("(h.name || ': ' || h.value)", params, nullable=False)
+        line = "(json_extract(j.value, '$[0]') || ': ' || json_extract(j.value, '$[1]'))"
+        test = self.regex.sql(line, params, nullable=False)
         return (
-            f"EXISTS (SELECT 1 FROM headers AS h WHERE h.flow = f.id AND h.part IN ({parts}) "
-            f"AND {test})"
+            f"EXISTS (SELECT 1 FROM heads AS h, json_each(h.fields) AS j "
+            f"WHERE h.flow = f.id AND h.part IN ({parts}) AND {test})"
         )
 
 
 @dataclass(frozen=True, slots=True)
 class _BodyPart:
     body: int  # the `bodies.part`
-    head: int  # the `headers.part` its Content-Encoding is in
+    head: int  # the `heads.part` its Content-Encoding is in
 
 
 _REQUEST = _BodyPart(REQUEST_BODY, REQUEST_HEADERS)
@@ -585,8 +586,10 @@ class _BodyRegexSearch:
         for part in self.parts:
             params.append(self.regex.source)
             encoding = (
-                f"(SELECT h.value FROM headers AS h WHERE h.flow = f.id AND h.part = {part.head}"
-                " AND lower(h.name) = 'content-encoding' ORDER BY h.idx LIMIT 1)"
+                "(SELECT json_extract(j.value, '$[1]') FROM heads AS h, json_each(h.fields) AS j "
+                f"WHERE h.flow = f.id AND h.part = {part.head} "
+                "AND lower(json_extract(j.value, '$[0]')) = 'content-encoding' "
+                "ORDER BY j.key LIMIT 1)"
             )
             tests.append(
                 f"coalesce((SELECT waylay_body_search(?, {encoding}, b.seq, b.data) "

@@ -11,11 +11,11 @@ from waylay.errors import ConfigError
 from waylay.flow import Error, Flow, Request, Response, Timestamps
 from waylay.store.rows import (
     INSERT_FLOW,
-    INSERT_HEADER,
+    INSERT_HEAD,
     SELECT_FLOWS,
     flow_from_row,
     flow_row,
-    header_rows,
+    head_rows,
 )
 from waylay.store.schema import APPLICATION_ID, SCHEMA_VERSION, prepare
 
@@ -31,7 +31,9 @@ def test_a_new_file_gets_the_schema_and_its_version(tmp_path: Path) -> None:
     assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     assert db.execute("PRAGMA application_id").fetchone()[0] == APPLICATION_ID
     tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-    assert tables == {"flows", "headers", "bodies", "ids"}
+    assert tables == {"flows", "heads", "bodies", "ids"}
+    views = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='view'")}
+    assert views == {"headers"}
 
 
 def test_opening_again_changes_nothing(tmp_path: Path) -> None:
@@ -94,7 +96,7 @@ def test_a_flow_round_trips_through_its_rows(tmp_path: Path) -> None:
         capture_flags=2,
     )
     db.execute(INSERT_FLOW, flow_row(flow, 7))
-    db.executemany(INSERT_HEADER, header_rows(flow, 7))
+    db.executemany(INSERT_HEAD, head_rows(flow, 7))
     row = db.execute(SELECT_FLOWS + " WHERE f.id = 7").fetchone()
     headers: dict[int, list[tuple[str, str]]] = {}
     for part, name, value in db.execute(

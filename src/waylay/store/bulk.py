@@ -22,7 +22,7 @@ from pathlib import Path
 from waylay.errors import ConfigError
 from waylay.flow import Flow
 from waylay.store.flowstore import CHUNK_SIZE, open_database
-from waylay.store.rows import INSERT_BODY, INSERT_FLOW, INSERT_HEADER, flow_row, header_rows
+from waylay.store.rows import INSERT_BODY, INSERT_FLOW, INSERT_HEAD, flow_row, head_rows
 from waylay.store.schema import REQUEST_BODY, RESPONSE_BODY, reserve_ids
 
 
@@ -76,7 +76,7 @@ def _append(
         for flow, request_body, response_body in flows:
             store_id = next_id + len(ids)
             db.execute(INSERT_FLOW, flow_row(flow, store_id))
-            db.executemany(INSERT_HEADER, header_rows(flow, store_id))
+            db.executemany(INSERT_HEAD, head_rows(flow, store_id))
             db.executemany(INSERT_BODY, body_rows(store_id, REQUEST_BODY, request_body))
             db.executemany(INSERT_BODY, body_rows(store_id, RESPONSE_BODY, response_body))
             ids.append(store_id)

@@ -37,8 +37,8 @@ from waylay.flow import Flow
 from waylay.store.rows import (
     INSERT_BODY,
     INSERT_FLOW,
-    INSERT_HEADER,
-    decoded_header_rows,
+    INSERT_HEAD,
+    encoded_head_rows,
     flow_row,
     header_parts,
 )
@@ -63,7 +63,7 @@ HANDOFF_BYTES = 2 * CHUNK_SIZE
 ID_BLOCK = 1_000_000
 DEFAULT_BODY_LIMIT = 64 * 1024 * 1024
 
-# One item of a batch: ("flow", flow row, header rows) or ("body", body row).
+# One item of a batch: ("flow", flow row, header_parts) or ("body", body row, its size).
 _Item = tuple[str, Any, Any]
 
 
@@ -213,8 +213,8 @@ class FlowStore:
         store_id = flow.store_id
         if store_id is None:
             store_id = flow.store_id = self._take_id()
-        # The fields stay the flow's own bytes until the writer decodes them, a row at a
-        # time: a batch never holds a second, decoded copy of every head.
+        # The fields stay the flow's own bytes until the writer encodes them, a head at a
+        # time: a batch never holds a second, encoded copy of every head.
         self._add(("flow", flow_row(flow, store_id), header_parts(flow)))
 
     def _take_id(self) -> int:
@@ -316,8 +316,8 @@ class FlowStore:
             db.executemany(INSERT_BODY, bodies)
             db.executemany(INSERT_FLOW, flows)
             db.executemany(
-                INSERT_HEADER,
-                (row for store_id, parts in heads for row in decoded_header_rows(store_id, parts)),
+                INSERT_HEAD,
+                (row for store_id, parts in heads for row in encoded_head_rows(store_id, parts)),
             )
             db.execute("COMMIT")
         except sqlite3.Error as exc:

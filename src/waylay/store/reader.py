@@ -13,7 +13,7 @@ from pathlib import Path
 
 from waylay.errors import ConfigError
 from waylay.flow import Flow
-from waylay.store.rows import SELECT_FLOWS, flow_from_row
+from waylay.store.rows import SELECT_FLOWS, fields_from_json, flow_from_row
 from waylay.store.schema import check_readable
 
 # Flows are read in pages of this many: memory stays flat however many the file holds.
@@ -53,12 +53,10 @@ def iter_flows(
 def _headers(db: sqlite3.Connection, ids: list[int]) -> dict[int, dict[int, list[tuple[str, str]]]]:
     marks = ", ".join("?" for _ in ids)
     found: dict[int, dict[int, list[tuple[str, str]]]] = {}
-    for flow, part, name, value in db.execute(
-        f"SELECT flow, part, name, value FROM headers WHERE flow IN ({marks}) "
-        "ORDER BY flow, part, idx",
-        ids,
+    for flow, part, fields in db.execute(
+        f"SELECT flow, part, fields FROM heads WHERE flow IN ({marks})", ids
     ):
-        found.setdefault(flow, {}).setdefault(part, []).append((name, value))
+        found.setdefault(flow, {})[part] = fields_from_json(fields)
     return found
 
 

@@ -1,14 +1,18 @@
 """A flow as the rows of the flow database, and back: pure conversions, no IO.
 
-The writer thread inserts what `flow_row` and `header_rows` return; the readers (`waylay
+The writer thread inserts what `flow_row` and `head_rows` return; the readers (`waylay
 flows`, HAR export, replay, the web UI) rebuild flows with `flow_from_row`. Text columns are
 decoded from the wire's bytes as Latin-1 (header fields, reasons) or ASCII with replacement
-(URLs, which waylay's parser already limited to visible ASCII).
+(URLs, which waylay's parser already limited to visible ASCII). A head's fields are one JSON
+text, ``[["Host","example.test"],...]``: compact (no spaces), non-ASCII characters as they
+are rather than escaped, so SQLite stores them as UTF-8.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Sequence
+from json.encoder import encode_basestring
 from typing import Any
 
 from waylay.flow import Error, Flow, Request, Response, Timestamps
@@ -51,7 +55,7 @@ FLOW_COLUMNS = (
 INSERT_FLOW = (
     f"INSERT INTO flows ({', '.join(FLOW_COLUMNS)}) VALUES ({', '.join('?' for _ in FLOW_COLUMNS)})"
 )
-INSERT_HEADER = "INSERT INTO headers (flow, part, idx, name, value) VALUES (?, ?, ?, ?, ?)"
+INSERT_HEAD = "INSERT INTO heads (flow, part, fields) VALUES (?, ?, ?)"
 INSERT_BODY = "INSERT INTO bodies (flow, part, seq, data) VALUES (?, ?, ?, ?)"
 SELECT_FLOWS = f"SELECT {', '.join('f.' + c for c in FLOW_COLUMNS)} FROM flows AS f"
 
@@ -96,7 +100,7 @@ def flow_row(flow: Flow, store_id: int) -> tuple[Any, ...]:
 
 
 def header_parts(flow: Flow) -> list[tuple[int, Headers]]:
-    """``flow``'s heads and trailers by `headers.part`, as they are (bytes, no copy)."""
+    """``flow``'s heads and trailers by `heads.part`, as they are (bytes, no copy)."""
     parts: list[tuple[int, Headers | None]] = [
         (REQUEST_HEADERS, flow.request.headers),
         (REQUEST_TRAILERS, flow.request.trailers),
@@ -109,18 +113,39 @@ def header_parts(flow: Flow) -> list[tuple[int, Headers]]:
     return [(part, fields) for part, fields in parts if fields]
 
 
-def decoded_header_rows(
+def fields_json(fields: Headers) -> str:
+    """The `heads.fields` text of one head: a JSON array of ``[name, value]`` pairs, in order."""
+    # encode_basestring is json's own C quoting, without the cost of json.dumps walking lists:
+    # this runs for every head the proxy records.
+    return (
+        "["
+        + ",".join(
+            [
+                f"[{encode_basestring(name.decode('latin-1'))},"
+                f"{encode_basestring(value.decode('latin-1'))}]"
+                for name, value in fields
+            ]
+        )
+        + "]"
+    )
+
+
+def fields_from_json(text: str) -> list[tuple[str, str]]:
+    """A head's fields from its `heads.fields` text, as (name, value) strings."""
+    return [(name, value) for name, value in json.loads(text)]
+
+
+def encoded_head_rows(
     store_id: int, parts: list[tuple[int, Headers]]
-) -> Iterator[tuple[int, int, int, str, str]]:
-    """The `headers` rows of ``header_parts``, decoded one at a time (for executemany)."""
+) -> Iterator[tuple[int, int, str]]:
+    """The `heads` rows of ``header_parts``, encoded one at a time (for executemany)."""
     for part, fields in parts:
-        for idx, (name, value) in enumerate(fields):
-            yield (store_id, part, idx, name.decode("latin-1"), value.decode("latin-1"))
+        yield (store_id, part, fields_json(fields))
 
 
-def header_rows(flow: Flow, store_id: int) -> list[tuple[int, int, int, str, str]]:
-    """The `headers` rows of ``flow``: its heads' fields and trailers, in order."""
-    return list(decoded_header_rows(store_id, header_parts(flow)))
+def head_rows(flow: Flow, store_id: int) -> list[tuple[int, int, str]]:
+    """The `heads` rows of ``flow``: its heads and trailers, one row each."""
+    return list(encoded_head_rows(store_id, header_parts(flow)))
 
 
 def _encode(fields: Sequence[tuple[str, str]]) -> Headers:
@@ -130,7 +155,7 @@ def _encode(fields: Sequence[tuple[str, str]]) -> Headers:
 def flow_from_row(
     row: Sequence[Any], headers: dict[int, list[tuple[str, str]]] | None = None
 ) -> Flow:
-    """A Flow from a `flows` row (FLOW_COLUMNS order) and its header rows by part."""
+    """A Flow from a `flows` row (FLOW_COLUMNS order) and its heads' fields by part."""
     values = dict(zip(FLOW_COLUMNS, row, strict=True))
     headers = headers or {}
     request = Request(

@@ -8,6 +8,15 @@ so an older waylay can never damage what a newer one wrote.
 The schema is also an interface: people query it with SQL (docs/flows.md documents it).
 Header names and values are TEXT decoded as Latin-1, which maps every byte to one character
 and back, so they round-trip exactly; bodies are BLOBs in chunks of at most 1 MiB.
+
+Version 2 is shaped by what recording costs per flow (docs/performance.md). A head is one
+`heads` row, its fields a JSON array of ``[name, value]`` pairs, where version 1 had a row per
+field: the writer's inserts per flow went from a dozen to three or four. `headers`, the
+table of version 1, is now a view over `heads` with the same columns, so queries written for
+it still run. `bodies` became a rowid table: in version 1's WITHOUT ROWID table a row of more
+than about 1,000 bytes spilled into an overflow page of its own, so a 1 KiB body cost 4 KiB
+of file and of writing. The view and the migration use only ``json_each``, ``json_extract``
+and ``json_group_array``, part of SQLite since 3.38 (and of most builds before).
 """
 
 from __future__ import annotations
@@ -18,9 +27,9 @@ from waylay.errors import ConfigError
 
 # "wayl" in ASCII: what makes a file a waylay database rather than any SQLite file.
 APPLICATION_ID = 0x7761796C
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
-# Header parts (the `part` column of `headers`) and body parts (of `bodies`).
+# Head parts (the `part` column of `heads` and `headers`) and body parts (of `bodies`).
 REQUEST_HEADERS, RESPONSE_HEADERS, REQUEST_TRAILERS, RESPONSE_TRAILERS = 0, 1, 2, 3
 REQUEST_BODY, RESPONSE_BODY = 0, 1
 
@@ -82,8 +91,48 @@ CREATE TABLE bodies (
 ) WITHOUT ROWID;
 """
 
+_HEADERS_VIEW = """
+CREATE VIEW headers (flow, part, idx, name, value) AS
+    SELECT h.flow, h.part, j.key, json_extract(j.value, '$[0]'), json_extract(j.value, '$[1]')
+    FROM heads AS h, json_each(h.fields) AS j;
+"""
+
+_V1_TO_V2 = (
+    """
+CREATE TABLE heads (
+    flow INTEGER NOT NULL,
+    part INTEGER NOT NULL,              -- 0 request, 1 response, 2/3 their trailers
+    fields TEXT NOT NULL,               -- JSON: [[name, value], ...] in the order sent
+    PRIMARY KEY (flow, part)
+) WITHOUT ROWID;
+-- A window, not GROUP BY: only a window's ORDER BY fixes the order an aggregate sees rows in.
+-- Each head's last row has the array of all its fields.
+INSERT INTO heads (flow, part, fields)
+    SELECT flow, part, fields FROM (
+        SELECT flow, part,
+               json_group_array(json_array(name, value)) OVER head AS fields,
+               row_number() OVER head AS n,
+               count(*) OVER (PARTITION BY flow, part) AS fields_in_head
+        FROM headers
+        WINDOW head AS (PARTITION BY flow, part ORDER BY idx ROWS UNBOUNDED PRECEDING)
+    ) WHERE n = fields_in_head;
+DROP TABLE headers;
+ALTER TABLE bodies RENAME TO bodies_v1;
+CREATE TABLE bodies (
+    flow INTEGER NOT NULL,
+    part INTEGER NOT NULL,              -- 0 request, 1 response
+    seq INTEGER NOT NULL,               -- chunks in order, each at most 1 MiB
+    data BLOB NOT NULL,
+    PRIMARY KEY (flow, part, seq)
+);
+INSERT INTO bodies (flow, part, seq, data) SELECT flow, part, seq, data FROM bodies_v1;
+DROP TABLE bodies_v1;
+"""
+    + _HEADERS_VIEW
+)
+
 # MIGRATIONS[n] takes a database from version n to n + 1.
-MIGRATIONS: dict[int, str] = {0: _V1}
+MIGRATIONS: dict[int, str] = {0: _V1, 1: _V1_TO_V2}
 
 
 def prepare(db: sqlite3.Connection, path: str) -> None:

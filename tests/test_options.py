@@ -208,3 +208,9 @@ def test_allow_from_and_server_replay_ignore_content(tmp_path: Path) -> None:
         build_options(_flags(tmp_path, allow_from=["nowhere"]))
     with pytest.raises(ConfigError, match="--server-replay-ignore-content needs --server-replay"):
         build_options(_flags(tmp_path, server_replay_ignore_content=True))
+
+
+def test_proxyauth_is_refused_in_transparent_mode(tmp_path: Path) -> None:
+    assert build_options(_flags(tmp_path, proxyauth="ada:pw")).proxyauth == "ada:pw"
+    with pytest.raises(ConfigError, match="--proxyauth cannot work in transparent mode"):
+        build_options(_flags(tmp_path, proxyauth="ada:pw", mode="transparent"))

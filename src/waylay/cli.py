@@ -74,6 +74,12 @@ def _proxy_flags(parser: argparse.ArgumentParser) -> None:
         "listening on loopback, otherwise only addresses that are not globally reachable)",
     )
     parser.add_argument(
+        "--proxyauth",
+        metavar="USER:PASS|@FILE",
+        help="require Basic proxy credentials: this pair, or the users of an htpasswd file "
+        "(bcrypt or {SHA} hashes); others get a 407",
+    )
+    parser.add_argument(
         "--upstream-mark",
         metavar="MARK",
         help="set this firewall mark (SO_MARK) on every connection to a server, so local-capture "
@@ -443,6 +449,7 @@ def _flags(args: argparse.Namespace) -> dict[str, Any]:
         "filter",
         "mode",
         "allow_from",
+        "proxyauth",
         "upstream_mark",
         "peek_timeout",
     )

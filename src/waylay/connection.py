@@ -43,7 +43,13 @@ from waylay.backpressure import ReadGate
 from waylay.certs.forge import names_from_certificate
 from waylay.certs.names import CertNames, dns_name, ip_literal, merge_names
 from waylay.detect import Verdict, classify
-from waylay.errors import ProtocolError, UpstreamError, WaylayError, error_response
+from waylay.errors import (
+    ProtocolError,
+    ProxyAuthRequired,
+    UpstreamError,
+    WaylayError,
+    error_response,
+)
 from waylay.exchange import Exchange, Outcome
 from waylay.flow import Client, Error, Flow, Request, Response, Timestamps
 from waylay.hooks import dispatch
@@ -357,6 +363,16 @@ class ClientConnection(asyncio.Protocol):
 
     async def _handle(self, head: RequestHead) -> bool:
         """Serve one request; True if the connection may carry another."""
+        if self._inner is None and self.ctx.proxyauth is not None:
+            credentials = header_value(head.headers, b"proxy-authorization")
+            if not await self.ctx.proxyauth.verify(credentials):
+                self._refuse(
+                    ProxyAuthRequired(
+                        "this proxy needs credentials (--proxyauth): "
+                        + ("they were not accepted" if credentials else "none were sent")
+                    )
+                )
+                return False
         try:
             target = parse_target(head.method, head.target)
             if self._inner is not None:

@@ -13,6 +13,7 @@ from waylay.hooks import HookTable
 from waylay.hosts import Resolver
 from waylay.options import Options
 from waylay.passthrough import Passthrough
+from waylay.proxyauth import ProxyAuth
 from waylay.tls.contexts import UpstreamContexts, keylog_path
 
 if TYPE_CHECKING:
@@ -51,6 +52,8 @@ class ProxyContext:
     keep_bodies: bool = False
     # Which clients may use the proxy (--allow-from, or the default rule).
     access: AccessList = field(default_factory=lambda: AccessList(None, everyone=True))
+    # --proxyauth: the credentials every proxied request must carry.
+    proxyauth: ProxyAuth | None = None
     # --server-replay: stored responses that answer matching requests.
     server_replay: ServerReplay | None = None
 
@@ -98,6 +101,7 @@ class ProxyContext:
             Passthrough(options.ignore_hosts, remember_pinned=options.passthrough_pinned),
             server_replay=server_replay,
             access=AccessList.build(options.allow_from, options.listen.host),
+            proxyauth=ProxyAuth.from_option(options.proxyauth) if options.proxyauth else None,
         )
 
 

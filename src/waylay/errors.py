@@ -56,6 +56,7 @@ _REASON_PHRASES = {
     403: b"Forbidden",
     404: b"Not Found",
     405: b"Method Not Allowed",
+    407: b"Proxy Authentication Required",
     408: b"Request Timeout",
     431: b"Request Header Fields Too Large",
     501: b"Not Implemented",
@@ -63,6 +64,14 @@ _REASON_PHRASES = {
     504: b"Gateway Timeout",
     505: b"HTTP Version Not Supported",
 }
+
+
+class ProxyAuthRequired(WaylayError):
+    """A request without valid proxy credentials (--proxyauth): 407 with a Basic challenge."""
+
+    status = 407
+    code = "proxy-auth-required"
+    challenge = b'Basic realm="waylay", charset="UTF-8"'
 
 
 def error_response(error: WaylayError, *, http_version: bytes = b"HTTP/1.1") -> bytes:
@@ -75,6 +84,10 @@ def error_response(error: WaylayError, *, http_version: bytes = b"HTTP/1.1") -> 
             b"Content-Type: text/plain; charset=utf-8\r\n",
             b"Content-Length: %d\r\n" % len(body),
             b"X-Waylay-Error: %s\r\n" % error.code.encode("ascii"),
+            # RFC 9110 §11.7.1: a 407 carries the challenge the client must answer.
+            b"Proxy-Authenticate: %s\r\n" % error.challenge
+            if isinstance(error, ProxyAuthRequired)
+            else b"",
             b"Connection: close\r\n\r\n",
             body,
         )

@@ -126,6 +126,8 @@ class Options:
     upstream_mark: int | None = None
     # --allow-from: the client networks served; empty: the default rule (access.py).
     allow_from: tuple[Network, ...] = ()
+    # --proxyauth: USER:PASS, or @FILE (htpasswd); checked by proxyauth.py.
+    proxyauth: str | None = None
     limits: Limits = field(default_factory=Limits)
 
 
@@ -151,6 +153,7 @@ _CONFIG_KEYS = {
     "upstream-mark": "upstream_mark",
     "peek-timeout": "peek_timeout",
     "allow-from": "allow_from",
+    "proxyauth": "proxyauth",
 }
 MODES = ("regular", "transparent")
 # Settings whose relative paths are relative to the config file.
@@ -229,6 +232,13 @@ def build_options(flags: dict[str, Any]) -> Options:
         values["mode"] = _mode(_expect(merged, "mode", str))
     if "upstream_mark" in merged:
         values["upstream_mark"] = _mark(merged["upstream_mark"])
+    if "proxyauth" in merged:
+        values["proxyauth"] = _expect(merged, "proxyauth", str)
+        if values.get("mode") == "transparent":
+            raise ConfigError(
+                "--proxyauth cannot work in transparent mode: its clients do not know there "
+                "is a proxy to authenticate to (use --allow-from)"
+            )
     if "allow_from" in merged:
         values["allow_from"] = parse_networks(_expect_list(merged, "allow_from"))
     for flag in ("server_replay_strict", "server_replay_ignore_content"):

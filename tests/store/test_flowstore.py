@@ -71,6 +71,32 @@ def test_a_body_is_stored_in_1_mib_rows_and_joins_back(tmp_path: Path) -> None:
     assert body(db, flow.store_id, REQUEST_BODY) == b""
 
 
+def test_a_capture_keeps_its_own_copy_of_a_reused_buffer_and_splits_big_pieces(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "flows.db"
+    store = FlowStore(path)
+    big = os.urandom(2 * CHUNK_SIZE + 5)  # one piece, more than two rows
+    flow = _flow()
+
+    def work() -> None:
+        capture = store.capture(flow, RESPONSE_BODY)
+        assert capture is not None
+        scratch = bytearray(b"a" * 1000)
+        capture(memoryview(scratch))  # e.g. a TLS layer's read buffer, reused after the call
+        scratch[:] = b"b" * 1000
+        capture(big)
+        store.append(flow, capture)
+
+    _run(store, work)
+    store.close()
+    db = open_readonly(path)
+    assert flow.store_id is not None
+    assert body(db, flow.store_id, RESPONSE_BODY) == b"a" * 1000 + big
+    sizes = [r[0] for r in db.execute("SELECT length(data) FROM bodies ORDER BY seq")]
+    assert sizes == [CHUNK_SIZE, CHUNK_SIZE, 1005]
+
+
 def test_a_body_over_the_limit_is_stored_truncated_and_marked(tmp_path: Path) -> None:
     path = tmp_path / "flows.db"
     store = FlowStore(path, body_limit=1000)

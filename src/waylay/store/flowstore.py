@@ -7,12 +7,17 @@ waiting in one transaction. One hand-off per interval rather than one queue oper
 flow is what keeps recording cheap (ARCHITECTURE.md measured ~17 µs per `queue.put`).
 
 Bodies are captured as they stream (`BodyCapture`, a sink the body's `Reframer` feeds): the
-bytes go into a buffer that becomes a `bodies` row each time it reaches 1 MiB, so a body of
-any size costs at most 1 MiB of RAM per direction while it streams. Past ``body_limit`` the
-rest is not kept (the flow is marked truncated); when the writer is more than
-``max_pending_bytes`` (12 MiB) behind, capture stops and the flow is marked dropped — the
-traffic is never slowed for the record's sake. (The bound is what a 1 GiB download through
-a recording waylay costs in memory: 60 MiB peak measured, 81 MiB with a 32 MiB bound.)
+pieces are kept until they make a 1 MiB `bodies` row, so a body of any size costs at most
+1 MiB of RAM per direction while it streams. Past ``body_limit`` the rest is not kept (the
+flow is marked truncated); when more than ``max_pending_bytes`` (8 MiB) of body rows wait for
+the writer, capture stops and the flow is marked dropped — the traffic is never slowed for
+the record's sake. The writer lets go of each row as SQLite takes it, so the bound is what
+the proxy holds. It is what a 1 GiB download through a recording waylay costs in memory: on
+top of the 42 MiB it peaks at without recording, the bound, SQLite's copy of the row being
+inserted and its page cache (~4 MiB), and the row being joined — 58-59 MiB peak with 8 MiB,
+61-63 MiB with 12 (docs/performance.md). Such a download outruns the writer (it shares the
+proxy's core), so a fast one keeps only its first 12-18 MiB; at network speeds the writer
+keeps up.
 
 Crash safety: WAL mode with ``synchronous=NORMAL`` survives a killed process; a flow is
 committed within about ``BATCH_INTERVAL`` plus one transaction of its end.
@@ -29,6 +34,7 @@ import shutil
 import sqlite3
 import tempfile
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -63,7 +69,7 @@ HANDOFF_BYTES = 2 * CHUNK_SIZE
 ID_BLOCK = 1_000_000
 DEFAULT_BODY_LIMIT = 64 * 1024 * 1024
 
-# One item of a batch: ("flow", flow row, header_parts) or ("body", body row, its size).
+# One item of a batch: ("flow", flow row, header_parts) or ("body", body row, None).
 _Item = tuple[str, Any, Any]
 
 
@@ -94,17 +100,22 @@ def open_database(path: Path) -> sqlite3.Connection:
 
 
 class BodyCapture:
-    """A sink for one body's bytes as they stream: 1 MiB rows, up to the body limit."""
+    """A sink for one body's bytes as they stream: 1 MiB rows, up to the body limit.
 
-    __slots__ = ("_buf", "_dropped_flag", "_flow", "_limit", "_part", "_seq", "_store",
-                 "_truncated_flag", "active", "kept")  # fmt: skip
+    It keeps the pieces it is given (references, not copies) until they add up to a row, then
+    joins them once: a row costs one copy, and no buffer grows and is sliced behind it.
+    """
+
+    __slots__ = ("_dropped_flag", "_flow", "_held", "_limit", "_part", "_pieces", "_seq",
+                 "_store", "_truncated_flag", "active", "kept")  # fmt: skip
 
     def __init__(self, store: FlowStore, flow: Flow, part: int, limit: int) -> None:
         self._store = store
         self._limit = limit
         self._flow = flow
         self._part = part
-        self._buf = bytearray()
+        self._pieces: list[bytes] = []
+        self._held = 0
         self._seq = 0
         self.kept = 0
         self.active = True
@@ -120,26 +131,42 @@ class BodyCapture:
             data = data[:room]
             self._flow.capture_flags |= self._truncated_flag
             self.active = False
+        if type(data) is not bytes:  # a view of a buffer its owner will reuse: copy it
+            data = bytes(data)
         self.kept += len(data)
-        self._buf += data
-        while len(self._buf) >= CHUNK_SIZE:
-            piece = bytes(self._buf[:CHUNK_SIZE])
-            del self._buf[:CHUNK_SIZE]
-            self._emit(piece)
+        self._pieces.append(data)
+        self._held += len(data)
+        if self._held >= CHUNK_SIZE:
+            self._emit_rows()
 
-    def _emit(self, piece: bytes) -> None:
+    def _emit_rows(self) -> None:
+        # A single piece joins to itself: a 1 MiB read is not copied at all.
+        joined = b"".join(self._pieces)
+        self._pieces, self._held = [], 0
+        start = 0
+        while len(joined) - start >= CHUNK_SIZE:
+            whole = start == 0 and len(joined) == CHUNK_SIZE
+            if not self._emit(joined if whole else joined[start : start + CHUNK_SIZE]):
+                return
+            start += CHUNK_SIZE
+        if start < len(joined):
+            rest = joined[start:]
+            self._pieces, self._held = [rest], len(rest)
+
+    def _emit(self, piece: bytes) -> bool:
         if not self._store.take_body(piece, self._flow, self._part, self._seq):
             self._flow.capture_flags |= self._dropped_flag
             self.active = False
-            self._buf = bytearray()
-            return
+            self._pieces, self._held = [], 0
+            return False
         self._seq += 1
+        return True
 
     def finish(self) -> None:
         """Hand over what is left; called once, when the flow is recorded."""
-        if self._buf:
-            self._emit(bytes(self._buf))
-        self._buf = bytearray()
+        if self._pieces:
+            self._emit(b"".join(self._pieces))
+        self._pieces, self._held = [], 0
         self.active = False
 
 
@@ -152,7 +179,7 @@ class FlowStore:
         *,
         temporary: bool = False,
         body_limit: int = DEFAULT_BODY_LIMIT,
-        max_pending_bytes: int = 12 * 1024 * 1024,
+        max_pending_bytes: int = 8 * 1024 * 1024,
     ) -> None:
         self.path = path
         self.body_limit = body_limit
@@ -199,7 +226,7 @@ class FlowStore:
             return False
         self._enqueued_bytes += len(piece)
         assert flow.store_id is not None
-        self._add(("body", (flow.store_id, part, seq, piece), len(piece)))
+        self._add(("body", (flow.store_id, part, seq, piece), None))
         self._batch_bytes += len(piece)
         if self._batch_bytes >= HANDOFF_BYTES:
             self._hand_off()
@@ -287,15 +314,16 @@ class FlowStore:
     def _write(self, db: sqlite3.Connection) -> None:
         try:
             while True:
-                batch = self._queue.get()
-                batches = [batch]
+                batches = [self._queue.get()]
                 with contextlib.suppress(queue.Empty):
                     while batches[-1] is not None:
                         batches.append(self._queue.get_nowait())
+                stop = batches[-1] is None
                 items = [item for b in batches if b is not None for item in b]
+                del batches  # `items` is then all that holds the bodies: _commit lets go of them
                 if items:
                     self._commit(db, items)
-                if batches[-1] is None:
+                if stop:
                     return
         finally:
             db.close()
@@ -303,17 +331,16 @@ class FlowStore:
     def _commit(self, db: sqlite3.Connection, items: list[_Item]) -> None:
         flows, bodies = [], []
         heads: list[tuple[int, Any]] = []
-        written = 0
         for kind, row, extra in items:
             if kind == "flow":
                 flows.append(row)
                 heads.append((row[0], extra))
             else:
                 bodies.append(row)
-                written += extra
+        items.clear()
         try:
             db.execute("BEGIN")
-            db.executemany(INSERT_BODY, bodies)
+            db.executemany(INSERT_BODY, self._drain(bodies))
             db.executemany(INSERT_FLOW, flows)
             db.executemany(
                 INSERT_HEAD,
@@ -325,4 +352,15 @@ class FlowStore:
             log.error("cannot write %d flows to %s: %s", len(flows), self.path, exc)
             with contextlib.suppress(sqlite3.Error):
                 db.execute("ROLLBACK")
-        self._written_bytes += written
+            self._written_bytes += sum(len(row[3]) for row in bodies)
+
+    def _drain(self, bodies: list[tuple[int, int, int, bytes]]) -> Iterator[Any]:
+        """``bodies``' rows for executemany, each let go of (and no longer pending) once
+        SQLite has it: what the proxy holds for the writer is what it has not written yet,
+        not the whole transaction (``max_pending_bytes`` bounds real memory)."""
+        bodies.reverse()
+        while bodies:
+            row = bodies.pop()
+            self._written_bytes += len(row[3])
+            yield row
+            del row

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import fields, replace
 from pathlib import Path
 
 import pytest
 
 from waylay.errors import ConfigError
-from waylay.options import ListenAddress, build_options, parse_listen
+from waylay.options import LIMIT_FLAGS, Limits, ListenAddress, build_options, parse_listen
 
 
 @pytest.mark.parametrize(
@@ -214,3 +215,95 @@ def test_proxyauth_is_refused_in_transparent_mode(tmp_path: Path) -> None:
     assert build_options(_flags(tmp_path, proxyauth="ada:pw")).proxyauth == "ada:pw"
     with pytest.raises(ConfigError, match="--proxyauth cannot work in transparent mode"):
         build_options(_flags(tmp_path, proxyauth="ada:pw", mode="transparent"))
+
+
+# --- limits and timeouts (issue 9, point 4) ---------------------------------------------
+
+
+def test_limits_have_safe_defaults(tmp_path: Path) -> None:
+    limits = build_options(_flags(tmp_path)).limits
+    assert limits == Limits()
+    assert (limits.max_head_size, limits.max_headers, limits.max_peek_size) == (65536, 100, 65536)
+    assert limits.max_connections == 4096
+    assert (limits.head_timeout, limits.client_idle_timeout) == (30.0, 300.0)
+    assert (limits.connect_timeout, limits.upstream_timeout) == (10.0, 60.0)
+    assert (limits.upstream_idle_timeout, limits.tls_handshake_timeout) == (60.0, 10.0)
+
+
+def test_every_limit_is_an_option() -> None:
+    assert set(LIMIT_FLAGS) == {f.name for f in fields(Limits)}
+
+
+@pytest.mark.parametrize(
+    ("name", "given", "expected"),
+    [
+        ("max_head_size", "16k", 16384),
+        ("max_head_size", 2048, 2048),
+        ("max_headers", "20", 20),
+        ("max_peek_size", "1m", 1024 * 1024),
+        ("max_connections", "3", 3),
+        ("connect_timeout", "2.5", 2.5),
+        ("upstream_timeout", "90", 90.0),
+        ("upstream_idle_timeout", "0.5", 0.5),
+        ("client_idle_timeout", "600", 600.0),
+        ("head_timeout", "2", 2.0),
+        ("peek_timeout", "0.25", 0.25),
+        ("tls_handshake_timeout", "5", 5.0),
+    ],
+)
+def test_each_limit_from_a_flag(tmp_path: Path, name: str, given: object, expected: float) -> None:
+    limits = build_options(_flags(tmp_path, **{name: given})).limits
+    assert getattr(limits, name) == expected
+    # The others keep their defaults.
+    assert replace(limits, **{name: getattr(Limits(), name)}) == Limits()
+
+
+def test_limits_from_config_and_flags_win(tmp_path: Path) -> None:
+    (tmp_path / "config.toml").write_text(
+        'max-connections = 50\nhead-timeout = 5\nmax-head-size = "32k"\nupstream-idle-timeout = 7\n'
+    )
+    limits = build_options(_flags(tmp_path)).limits
+    assert (limits.max_connections, limits.head_timeout, limits.max_head_size) == (50, 5.0, 32768)
+    assert limits.upstream_idle_timeout == 7.0
+    assert build_options(_flags(tmp_path, head_timeout="1")).limits.head_timeout == 1.0
+
+
+def test_a_flag_wins_over_the_upstream_timeout_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WAYLAY_UPSTREAM_TIMEOUT", "1.5")
+    assert build_options(_flags(tmp_path, upstream_timeout="3")).limits.upstream_timeout == 3.0
+
+
+@pytest.mark.parametrize(
+    ("name", "given", "message"),
+    [
+        ("max_head_size", "100", "expected 1024 to 16777216"),
+        ("max_head_size", "big", "expected a size"),
+        ("max_headers", "0", "expected 1 to 10000"),
+        ("max_headers", "1.5", "expected a whole number"),
+        ("max_connections", "-1", "expected a whole number"),
+        ("max_connections", True, "expected a whole number"),
+        ("head_timeout", "0", "between 0 and 3600"),
+        ("head_timeout", "soon", "expected seconds"),
+        ("upstream_idle_timeout", "inf", "between 0 and 86400"),
+        ("client_idle_timeout", "nan", "between 0 and 86400"),
+    ],
+)
+def test_bad_limits(tmp_path: Path, name: str, given: object, message: str) -> None:
+    flag = "--" + name.replace("_", "-")
+    with pytest.raises(ConfigError, match=f"{flag} .*{message}"):
+        build_options(_flags(tmp_path, **{name: given}))
+
+
+def test_every_limit_is_a_flag_of_dump(tmp_path: Path) -> None:
+    from waylay.cli import _flags as cli_flags
+    from waylay.cli import build_parser
+
+    argv = ["dump", "--confdir", str(tmp_path)]
+    for name in LIMIT_FLAGS:
+        argv += ["--" + name.replace("_", "-"), "7"] if "size" not in name else []
+    argv += ["--max-head-size", "8k", "--max-peek-size", "8k"]
+    limits = build_options(cli_flags(build_parser().parse_args(argv))).limits
+    assert limits.max_head_size == limits.max_peek_size == 8192
+    assert all(getattr(limits, name) == 7 for name in LIMIT_FLAGS if "size" not in name)

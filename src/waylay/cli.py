@@ -30,7 +30,7 @@ from waylay.flowlist import list_flows
 from waylay.har import export_file, import_file
 from waylay.hooks import HookTable
 from waylay.hosts import Resolver, load_hosts
-from waylay.options import DEFAULT_LISTEN, MODES, Options, build_options
+from waylay.options import DEFAULT_LISTEN, LIMIT_FLAGS, MODES, Limits, Options, build_options
 from waylay.platform import iptables
 from waylay.replay import replay_stored
 from waylay.server import ProxyServer, raise_open_file_limit
@@ -61,12 +61,6 @@ def _proxy_flags(parser: argparse.ArgumentParser) -> None:
         "redirects their connections here (see `waylay transparent rules`) (default regular)",
     )
     parser.add_argument(
-        "--peek-timeout",
-        metavar="SECONDS",
-        help="how long to wait for a client's first bytes before relaying its connection as a "
-        "server-speaks-first protocol (default 1)",
-    )
-    parser.add_argument(
         "--allow-from",
         metavar="CIDR",
         action="append",
@@ -87,6 +81,7 @@ def _proxy_flags(parser: argparse.ArgumentParser) -> None:
     )
     _client_flags(parser)
     _filter_flag(parser, "show only the flows that match EXPR (see docs/flows.md)")
+    _limit_flags(parser)
     flows = parser.add_argument_group("recording flows")
     flows.add_argument(
         "--save",
@@ -133,6 +128,46 @@ def _proxy_flags(parser: argparse.ArgumentParser) -> None:
         help="repeatable; serve this PEM file's certificate and key for DOMAIN (a name or "
         "*.domain) instead of a forged one",
     )
+
+
+# Each option of Limits (options.LIMIT_FLAGS), with its metavar and meaning.
+_LIMIT_HELP = {
+    "max_head_size": ("SIZE", "largest request or response head; a bigger one gets a 431"),
+    "max_headers": ("N", "most header lines in a head; more get a 431"),
+    "max_peek_size": ("SIZE", "largest ClientHello read to decide what a tunnel carries"),
+    "max_connections": (
+        "N",
+        "client connections served at once; the next one gets a 503 and is closed",
+    ),
+    "connect_timeout": ("SECONDS", "for a server to accept a connection (504 after)"),
+    "upstream_timeout": ("SECONDS", "for a server's response head once it has the request"),
+    "upstream_idle_timeout": ("SECONDS", "an idle kept-alive server connection is closed after"),
+    "client_idle_timeout": (
+        "SECONDS",
+        "an idle client connection is closed after; a stalled request body gets a 408",
+    ),
+    "head_timeout": (
+        "SECONDS",
+        "from a request head's first byte to its end; a slower client is closed (slowloris)",
+    ),
+    "peek_timeout": (
+        "SECONDS",
+        "for a client's first bytes in a tunnel before relaying it as a server-speaks-first "
+        "protocol",
+    ),
+    "tls_handshake_timeout": ("SECONDS", "for each side's TLS handshake"),
+}
+
+
+def _limit_flags(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("limits and timeouts")
+    defaults = Limits()
+    for name, (metavar, meaning) in _LIMIT_HELP.items():
+        default = getattr(defaults, name)
+        shown = f"{default // 1024}k" if metavar == "SIZE" else f"{default:g}"
+        group.add_argument(
+            "--" + name.replace("_", "-"), metavar=metavar, help=f"{meaning} (default {shown})"
+        )
 
 
 def _client_flags(parser: argparse.ArgumentParser) -> None:
@@ -451,7 +486,7 @@ def _flags(args: argparse.Namespace) -> dict[str, Any]:
         "allow_from",
         "proxyauth",
         "upstream_mark",
-        "peek_timeout",
+        *LIMIT_FLAGS,
     )
     return {name: getattr(args, name, None) for name in names}
 

@@ -82,6 +82,7 @@ from waylay.upstream import UpstreamConnection, connect, start_tls
 
 if TYPE_CHECKING:
     from waylay.context import ProxyContext
+    from waylay.server import ConnectionLimit
 
 log = logging.getLogger("waylay.connection")
 
@@ -175,6 +176,7 @@ class _ServerFirst:
 
 class ClientConnection(asyncio.Protocol):
     __slots__ = (
+        "_awaiting_head",
         "_buf",
         "_captures",
         "_client_full",
@@ -185,6 +187,7 @@ class ClientConnection(asyncio.Protocol):
         "_idle",
         "_idle_since",
         "_inner",
+        "_limit",
         "_lost",
         "_original",
         "_task",
@@ -195,8 +198,10 @@ class ClientConnection(asyncio.Protocol):
         "transport",
     )
 
-    def __init__(self, ctx: ProxyContext) -> None:
+    def __init__(self, ctx: ProxyContext, *, limit: ConnectionLimit | None = None) -> None:
         self.ctx = ctx
+        # How many clients the server serves at once (none for a replayed request).
+        self._limit = limit
         self.transport: asyncio.Transport | None = None
         self.gate: ReadGate | None = None
         # Set by replay.py: the stored flow this connection's requests replay.
@@ -204,6 +209,9 @@ class ClientConnection(asyncio.Protocol):
         self.client = Client(("", 0), 0.0)
         self._buf = bytearray()
         self._head_waiter: asyncio.Future[None] | None = None
+        # Waiting for a request head (not for a peek or a ClientHello, which have their own
+        # deadlines): the idle and slow-head clocks run.
+        self._awaiting_head = False
         self._exchange: Exchange | None = None
         self._idle: dict[tuple[str, int], UpstreamConnection] = {}
         self._idle_since = time.monotonic()
@@ -231,6 +239,9 @@ class ClientConnection(asyncio.Protocol):
         if not self.ctx.access.allows(self.client.address[0]):
             self._refuse_client(transport)
             return
+        if self._limit is not None and not self._limit.admits():
+            self._turn_away(transport)
+            return
         if self.ctx.options.mode == "transparent":
             self._original = _original_of(transport)
         self.ctx.connections.add(self)
@@ -251,6 +262,22 @@ class ClientConnection(asyncio.Protocol):
             f"it serves {access.describe()}",
             status=403,
             code="client-not-allowed",
+        )
+        transport.write(error_response(error))
+        _LingeringClose(transport, self.ctx.lingering)
+
+    def _turn_away(self, transport: asyncio.Transport) -> None:
+        """One client more than --max-connections: a 503 (a reset in transparent mode)."""
+        self._lost = True  # nothing is served
+        if self.ctx.options.mode == "transparent":
+            _reset(transport)
+            return
+        assert self._limit is not None
+        error = WaylayError(
+            f"waylay is serving as many clients as it may ({self._limit.limit}, "
+            "--max-connections); try again shortly",
+            status=503,
+            code="too-many-connections",
         )
         transport.write(error_response(error))
         _LingeringClose(transport, self.ctx.lingering)
@@ -307,11 +334,26 @@ class ClientConnection(asyncio.Protocol):
 
     def check_timeouts(self, now: float) -> None:
         limits = self.ctx.options.limits
+        for key, upstream in list(self._idle.items()):
+            if now - upstream.idle_since > limits.upstream_idle_timeout:
+                del self._idle[key]
+                upstream.close()
         if self._exchange is not None:
             self._exchange.check_timeouts(now)
-        elif self._head_waiter is not None and self.transport is not None:
-            limit = limits.head_timeout if self._buf else limits.client_idle_timeout
-            if now - self._idle_since > limit:
+        elif self._awaiting_head and self.transport is not None:
+            if not self._buf:
+                if now - self._idle_since > limits.client_idle_timeout:
+                    self.transport.close()  # idle between requests: nothing is owed
+            elif now - self._idle_since > limits.head_timeout:
+                # A head that trickles in (slowloris) holds a connection for nothing.
+                self._refuse(
+                    ProtocolError(
+                        f"the request head was not complete within {limits.head_timeout:g}s "
+                        "of its first byte (--head-timeout)",
+                        status=408,
+                        code="head-timeout",
+                    )
+                )
                 self.transport.close()
 
     # -- the connection's coroutine -----------------------------------------------------
@@ -356,10 +398,12 @@ class ClientConnection(asyncio.Protocol):
                     log.info("%s closed mid-head", _show(self.client.address))
                 return None
             self._head_waiter = asyncio.get_running_loop().create_future()
+            self._awaiting_head = True
             try:
                 await self._head_waiter
             finally:
                 self._head_waiter = None
+                self._awaiting_head = False
 
     async def _handle(self, head: RequestHead) -> bool:
         """Serve one request; True if the connection may carry another."""
@@ -908,12 +952,13 @@ class ClientConnection(asyncio.Protocol):
         A client that stops half-way is told nothing more: its connection is closed.
         """
         loop = asyncio.get_running_loop()
-        timeout = self.ctx.options.limits.tls_handshake_timeout
+        limits = self.ctx.options.limits
+        timeout = limits.tls_handshake_timeout
         deadline = loop.time() + timeout
         who = _show(self.client.address)
         while True:
             try:
-                hello = parse_client_hello(self._buf)
+                hello = parse_client_hello(self._buf, max_size=limits.max_peek_size)
             except ClientHelloError as exc:
                 log.warning("%s: not a TLS ClientHello (%s): relayed untouched", who, exc)
                 return None
@@ -1150,6 +1195,7 @@ class ClientConnection(asyncio.Protocol):
     def _park(self, upstream: UpstreamConnection) -> None:
         """Keep an upstream connection for the next request to the same host:port."""
         upstream.used += 1
+        upstream.idle_since = time.monotonic()
         # Read while idle, also a connection no exchange has claimed yet (the one made for
         # a tunnel before its first request): its server's close must make it unusable
         # before a request is sent into it.

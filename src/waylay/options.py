@@ -79,19 +79,50 @@ def default_confdir() -> Path:
 
 @dataclass(frozen=True, slots=True)
 class Limits:
-    """Sizes and timeouts that bound what one peer can make waylay hold or wait for."""
+    """Sizes, counts and timeouts that bound what one peer can make waylay hold or wait for.
 
+    Every one is an option (`LIMIT_FLAGS`: `--head-timeout 5`, or `head-timeout = 5` in
+    config.toml); the defaults are safe for a proxy left running.
+    """
+
+    # A request or response head (request line and fields), and its number of field lines:
+    # over either, 431 (RFC 6585 §5), or 502 for a response.
     max_head_size: int = 64 * 1024
     max_headers: int = 100
+    # The client's first bytes inside a tunnel (its ClientHello) read before deciding.
+    max_peek_size: int = 64 * 1024
+    # Client connections served at once: the next one gets a 503 and is closed.
+    max_connections: int = 4096
     connect_timeout: float = 10.0
+    # A server's silence once it has the whole request, until its response head: 504.
     upstream_timeout: float = 60.0
+    # An idle kept-alive connection to a server is closed after this.
+    upstream_idle_timeout: float = 60.0
+    # A client's silence between requests, and a request body that stalls (408).
     client_idle_timeout: float = 300.0
+    # From a head's first byte to its end (slowloris): the connection is closed.
     head_timeout: float = 30.0
     # Inside a CONNECT tunnel: how long to wait for the client's first bytes before deciding
     # it speaks a server-first protocol (SMTP, SSH banners) and relaying it as it is.
     peek_timeout: float = 1.0
     # The TLS handshakes of an intercepted connection, each side.
     tls_handshake_timeout: float = 10.0
+
+
+# The options that set a field of Limits, by field: what kind of value, and its bounds.
+LIMIT_FLAGS: dict[str, tuple[str, float, float]] = {
+    "max_head_size": ("size", 1024, 16 * 1024 * 1024),
+    "max_headers": ("count", 1, 10_000),
+    "max_peek_size": ("size", 1024, 16 * 1024 * 1024),
+    "max_connections": ("count", 1, 1_000_000),
+    "connect_timeout": ("seconds", 0, 3600),
+    "upstream_timeout": ("seconds", 0, 86400),
+    "upstream_idle_timeout": ("seconds", 0, 86400),
+    "client_idle_timeout": ("seconds", 0, 86400),
+    "head_timeout": ("seconds", 0, 3600),
+    "peek_timeout": ("seconds", 0, 3600),
+    "tls_handshake_timeout": ("seconds", 0, 3600),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,15 +182,15 @@ _CONFIG_KEYS = {
     "filter": "filter",
     "mode": "mode",
     "upstream-mark": "upstream_mark",
-    "peek-timeout": "peek_timeout",
     "allow-from": "allow_from",
     "proxyauth": "proxyauth",
+    **{name.replace("_", "-"): name for name in LIMIT_FLAGS},
 }
 MODES = ("regular", "transparent")
 # Settings whose relative paths are relative to the config file.
 _PATH_KEYS = frozenset({"hosts", "upstream_ca", "save", "server_replay"})
 # Flags that set a field of Options, or of its Limits.
-_OPTION_FIELDS = {f.name for f in fields(Options)} | {"peek_timeout"}
+_OPTION_FIELDS = {f.name for f in fields(Options)} | set(LIMIT_FLAGS)
 
 
 def read_config(confdir: Path) -> dict[str, Any]:
@@ -250,9 +281,7 @@ def build_options(flags: dict[str, Any]) -> Options:
     timeout = os.environ.get("WAYLAY_UPSTREAM_TIMEOUT")
     if timeout:
         limits = _with_upstream_timeout(limits, timeout)
-    if "peek_timeout" in merged:
-        limits = replace(limits, peek_timeout=_seconds("--peek-timeout", merged["peek_timeout"]))
-    values["limits"] = limits
+    values["limits"] = _limits(limits, merged)
     return Options(**values)
 
 
@@ -275,13 +304,38 @@ def _mark(value: object) -> int:
     raise ConfigError(f"--upstream-mark {value!r}: expected a number from 1 to 0xffffffff")
 
 
-def _seconds(flag: str, value: object) -> float:
+def _limits(limits: Limits, settings: dict[str, Any]) -> Limits:
+    """``limits`` with the values ``settings`` gives, each checked against its bounds."""
+    changed: dict[str, Any] = {}
+    for name, (kind, low, high) in LIMIT_FLAGS.items():
+        if name not in settings:
+            continue
+        flag = "--" + name.replace("_", "-")
+        value = settings[name]
+        if kind == "seconds":
+            changed[name] = _seconds(flag, value, high)
+            continue
+        if kind == "size":
+            number = parse_size(flag, value)
+        elif isinstance(value, int) and not isinstance(value, bool):
+            number = value
+        elif isinstance(value, str) and value.isdecimal() and value.isascii():
+            number = int(value)
+        else:
+            raise ConfigError(f"{flag} {value!r}: expected a whole number")
+        if not low <= number <= high:
+            raise ConfigError(f"{flag} {value!r}: expected {low:.0f} to {high:.0f}")
+        changed[name] = number
+    return replace(limits, **changed)
+
+
+def _seconds(flag: str, value: object, most: float = 3600) -> float:
     try:
         seconds = float(value)  # type: ignore[arg-type]
     except (TypeError, ValueError):
         raise ConfigError(f"{flag} {value!r}: expected seconds") from None
-    if not 0 < seconds <= 3600:
-        raise ConfigError(f"{flag} {value!r}: expected seconds between 0 and 3600")
+    if not 0 < seconds <= most:
+        raise ConfigError(f"{flag} {value!r}: expected seconds between 0 and {most:g}")
     return seconds
 
 

@@ -3,12 +3,18 @@
 Listening sockets are made here rather than by `loop.create_server(host=...)`, so that `*`
 is exactly one dual-stack `::` socket and `localhost` exactly one IPv4 socket — never two
 sockets on two different free ports when port 0 was asked for.
+
+Every clock of a connection (idle client, slow head, silent server, idle kept-alive server
+connection) is checked by one sweeper task, often enough for the smallest timeout, rather
+than by a timer per connection. How many clients are served at once is bounded
+(`ConnectionLimit`): one more gets a 503 and is closed, and those already served go on.
 """
 
 from __future__ import annotations
 
 import asyncio
 import errno
+import logging
 import resource
 import socket
 import time
@@ -18,13 +24,19 @@ from waylay.context import ProxyContext
 from waylay.errors import ConfigError
 from waylay.installpage import InstallPage
 from waylay.memory import trim
-from waylay.options import ListenAddress
+from waylay.options import Limits, ListenAddress
+
+log = logging.getLogger("waylay.server")
 
 # How often idle connections and overdue servers are looked for, at most.
 SWEEP_INTERVAL = 1.0
 # How often freed heap memory is handed back to the OS (memory.py); a trim walks the heap
 # (0.1-2 ms measured), so not on every sweep.
 TRIM_INTERVAL = 10.0
+# Descriptors a served connection holds (client and server), and those kept for the rest
+# (listening socket, flow store, logs): what --max-connections is checked against.
+FDS_PER_CONNECTION = 2
+RESERVED_FDS = 64
 
 
 def raise_open_file_limit() -> int:
@@ -66,6 +78,56 @@ def listening_socket(listen: ListenAddress, *, backlog: int = 1024) -> socket.so
     return sock
 
 
+class ConnectionLimit:
+    """At most ``limit`` client connections are served at once; the next ones are refused.
+
+    A refusal is logged at once, and then at most every ``LOG_INTERVAL`` seconds with the
+    count since: a flood of clients must not become a flood of log lines.
+    """
+
+    LOG_INTERVAL = 10.0
+
+    __slots__ = ("_logged_at", "_open", "_unlogged", "limit")
+
+    def __init__(self, open_connections: set[ClientConnection], limit: int) -> None:
+        self._open = open_connections
+        self.limit = limit
+        self._logged_at = -self.LOG_INTERVAL
+        self._unlogged = 0
+
+    def admits(self) -> bool:
+        """True if one more client may be served; False (and the refusal noted) if not."""
+        if len(self._open) < self.limit:
+            return True
+        self._unlogged += 1
+        now = time.monotonic()
+        if now - self._logged_at >= self.LOG_INTERVAL:
+            log.warning(
+                "%d clients turned away with a 503: %d connections are open, the most "
+                "--max-connections allows",
+                self._unlogged,
+                self.limit,
+            )
+            self._logged_at = now
+            self._unlogged = 0
+        return False
+
+
+def connection_limit(limits: Limits, open_files: int) -> int:
+    """--max-connections, lowered (with a warning) to what ``open_files`` descriptors serve."""
+    affordable = max(1, (open_files - RESERVED_FDS) // FDS_PER_CONNECTION)
+    if limits.max_connections <= affordable:
+        return limits.max_connections
+    log.warning(
+        "--max-connections %d needs more open files than the %d allowed (ulimit -n): "
+        "serving at most %d clients at once",
+        limits.max_connections,
+        open_files,
+        affordable,
+    )
+    return affordable
+
+
 class ProxyServer:
     """Accepts client connections and serves them until ``stop``."""
 
@@ -73,6 +135,12 @@ class ProxyServer:
         self.ctx = ctx
         self._servers: list[asyncio.Server] = []
         self._sweeper: asyncio.Task[None] | None = None
+        open_files = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+        if open_files == resource.RLIM_INFINITY:
+            open_files = 1 << 20
+        self.limit = ConnectionLimit(
+            ctx.connections, connection_limit(ctx.options.limits, open_files)
+        )
 
     async def start(self) -> int:
         """Listen; return the port actually bound (the real one when 0 was asked for)."""
@@ -80,10 +148,18 @@ class ProxyServer:
         sock = listening_socket(self.ctx.options.listen)
         port: int = sock.getsockname()[1]
         self._know_itself(port)
-        server = await loop.create_server(lambda: ClientConnection(self.ctx), sock=sock)
+        server = await loop.create_server(
+            lambda: ClientConnection(self.ctx, limit=self.limit), sock=sock
+        )
         self._servers.append(server)
         limits = self.ctx.options.limits
-        interval = min(SWEEP_INTERVAL, limits.upstream_timeout / 4, limits.head_timeout / 4)
+        clocks = (
+            limits.upstream_timeout,
+            limits.upstream_idle_timeout,
+            limits.client_idle_timeout,
+            limits.head_timeout,
+        )
+        interval = min(SWEEP_INTERVAL, *(clock / 4 for clock in clocks))
         self._sweeper = loop.create_task(self._sweep(interval))
         return port
 

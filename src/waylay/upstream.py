@@ -40,6 +40,7 @@ class UpstreamConnection(asyncio.Protocol):
         "closed",
         "exchange",
         "gate",
+        "idle_since",
         "key",
         "source",
         "transport",
@@ -54,6 +55,8 @@ class UpstreamConnection(asyncio.Protocol):
         self.exchange: UpstreamEvents | None = None
         self.closed = False
         self.used = 0  # exchanges served; > 0 means a reused connection
+        # When it was last put aside for the next request (time.monotonic()).
+        self.idle_since = 0.0
         # Over the write buffer's high-water mark: outlives an exchange, like the client's.
         self.writing_paused = False
         # Transparent mode: this connection's source port, and the set of waylay's own source

@@ -296,6 +296,14 @@ def test_bad_limits(tmp_path: Path, name: str, given: object, message: str) -> N
         build_options(_flags(tmp_path, **{name: given}))
 
 
+def test_strict_permissions_from_flag_and_config(tmp_path: Path) -> None:
+    assert build_options(_flags(tmp_path)).strict_permissions is False
+    assert build_options(_flags(tmp_path, strict_permissions=True)).strict_permissions
+    (tmp_path / "config.toml").write_text("strict-permissions = true\n")
+    assert build_options(_flags(tmp_path)).strict_permissions
+    assert not build_options(_flags(tmp_path, strict_permissions=False)).strict_permissions
+
+
 def test_every_limit_is_a_flag_of_dump(tmp_path: Path) -> None:
     from waylay.cli import _flags as cli_flags
     from waylay.cli import build_parser

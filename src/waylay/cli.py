@@ -22,7 +22,7 @@ from typing import Any, NoReturn
 
 from waylay import __version__
 from waylay.addons.dumper import Dumper
-from waylay.certs.ca import CertificateAuthority
+from waylay.certs.ca import CA_FILE, CertificateAuthority
 from waylay.context import ProxyContext
 from waylay.errors import ConfigError
 from waylay.filters import Filter
@@ -31,6 +31,7 @@ from waylay.har import export_file, import_file
 from waylay.hooks import HookTable
 from waylay.hosts import Resolver, load_hosts
 from waylay.options import DEFAULT_LISTEN, LIMIT_FLAGS, MODES, Limits, Options, build_options
+from waylay.permissions import check_secrets
 from waylay.platform import iptables
 from waylay.replay import replay_stored
 from waylay.server import ProxyServer, raise_open_file_limit
@@ -191,6 +192,12 @@ def _client_flags(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "-q", "--quiet", action=argparse.BooleanOptionalAction, help="print no line per flow"
+    )
+    parser.add_argument(
+        "--strict-permissions",
+        action=argparse.BooleanOptionalAction,
+        help="refuse to start when the confdir, the CA key or the --save database may be read "
+        "by others (default: a warning)",
     )
     servers = parser.add_argument_group("servers' certificates")
     servers.add_argument(
@@ -486,18 +493,38 @@ def _flags(args: argparse.Namespace) -> dict[str, Any]:
         "allow_from",
         "proxyauth",
         "upstream_mark",
+        "strict_permissions",
         *LIMIT_FLAGS,
     )
     return {name: getattr(args, name, None) for name in names}
 
 
+def _check_secrets(options: Options) -> None:
+    """Warn (or, with --strict-permissions, stop) if a secret at rest is open to others.
+
+    A refusal comes before anything is opened or created; a warning after the CA loaded, so
+    that a damaged CA is one line, its own error.
+    """
+    databases = [options.save] if options.save is not None else []
+    check_secrets(
+        options.confdir,
+        options.confdir / CA_FILE,
+        databases,
+        strict=options.strict_permissions,
+    )
+
+
 def _context(options: Options, *, show: Filter | None) -> ProxyContext:
+    if options.strict_permissions:
+        _check_secrets(options)
     addons: list[object] = []
     if not options.quiet:
         addons.append(Dumper(sys.stdout, only=show))
     table = load_hosts(options.hosts) if options.hosts else {}
     resolver = Resolver(table, hosts_only=options.hosts_only, lookup=dns_lookup)
     ctx = ProxyContext.build(options, resolver, HookTable(addons))
+    if not options.strict_permissions:
+        _check_secrets(options)
     ctx.keep_bodies = show is not None and show.uses_bodies and not options.quiet
     return ctx
 
@@ -549,6 +576,7 @@ async def _serve(ctx: ProxyContext) -> int:
 def run_ca(options: Options, args: argparse.Namespace) -> int:
     """`waylay ca path` and `waylay ca export`; a damaged CA is a ConfigError (status 2)."""
     ca = CertificateAuthority.load_or_create(options.confdir)
+    _check_secrets(options)
     if args.ca_action == "path":
         print(ca.cert_path)
         return EXIT_OK

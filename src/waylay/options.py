@@ -159,6 +159,9 @@ class Options:
     allow_from: tuple[Network, ...] = ()
     # --proxyauth: USER:PASS, or @FILE (htpasswd); checked by proxyauth.py.
     proxyauth: str | None = None
+    # Refuse to start (rather than warn) when the confdir, the CA key or the --save database
+    # may be read by others (permissions.py).
+    strict_permissions: bool = False
     limits: Limits = field(default_factory=Limits)
 
 
@@ -184,6 +187,7 @@ _CONFIG_KEYS = {
     "upstream-mark": "upstream_mark",
     "allow-from": "allow_from",
     "proxyauth": "proxyauth",
+    "strict-permissions": "strict_permissions",
     **{name.replace("_", "-"): name for name in LIMIT_FLAGS},
 }
 MODES = ("regular", "transparent")
@@ -236,6 +240,7 @@ def build_options(flags: dict[str, Any]) -> Options:
         "passthrough_pinned",
         "server_replay_strict",
         "server_replay_ignore_content",
+        "strict_permissions",
     ):
         if flag in merged:
             values[flag] = _expect(merged, flag, bool)

@@ -8,7 +8,6 @@ replaced. The exports are checked by `openssl`, run as a separate process.
 from __future__ import annotations
 
 import datetime
-import logging
 import os
 import stat
 import subprocess
@@ -193,15 +192,6 @@ def test_when_another_waylay_creates_the_ca_first_its_ca_is_used(
     loser = CertificateAuthority.load_or_create(confdir)
     assert loser.cert == winner.cert
     assert (confdir / "waylay-ca.pem").read_bytes() == winner.path.read_bytes()
-
-
-def test_a_key_file_readable_by_others_is_warned_about(
-    created: CertificateAuthority, confdir: Path, caplog: pytest.LogCaptureFixture
-) -> None:
-    os.chmod(created.path, 0o644)
-    with caplog.at_level(logging.WARNING, logger="waylay.certs.ca"):
-        CertificateAuthority.load_or_create(confdir)
-    assert str(created.path) in caplog.text and "chmod 600" in caplog.text
 
 
 # --- damage ------------------------------------------------------------------------------

@@ -13,7 +13,8 @@ Every file is written atomically: a temporary file in the same directory, create
 0600, then chmod, fsync and rename, so a crash leaves the old file or the new one, never half
 of one. The key file is put in place with `link`, which fails when the name exists, so two
 waylays starting at once on a fresh confdir end up with the same CA rather than each
-overwriting the other's.
+overwriting the other's. Whether an existing key file is still private is checked at start
+by `permissions.py`, with the confdir and the flow database.
 
 The CA is RSA-2048, the key type every client accepts, with what Python 3.13's strict default
 verification (`VERIFY_X509_STRICT`) requires of a trust anchor: a critical basicConstraints
@@ -25,7 +26,6 @@ from __future__ import annotations
 import datetime
 import logging
 import os
-import stat
 from pathlib import Path
 
 from cryptography import x509
@@ -100,7 +100,6 @@ class CertificateAuthority:
                 log.info("created a new CA in %s", path)
         if data is not None:
             cert, key = parse_ca_file(path, data)
-            _warn_if_readable_by_others(path)
         ca = cls(cert, key, confdir=confdir)
         ca._write_exports()
         return ca
@@ -278,11 +277,3 @@ def _fsync_directory(directory: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-def _warn_if_readable_by_others(path: Path) -> None:
-    mode = stat.S_IMODE(path.stat().st_mode)
-    if mode & 0o077:
-        log.warning(
-            "the CA's private key %s is readable by others (mode %04o); chmod 600 it", path, mode
-        )

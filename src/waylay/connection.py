@@ -1213,7 +1213,10 @@ class ClientConnection(asyncio.Protocol):
         flow.timestamps.end = time.time()
         assert self.transport is not None
         if response_started:
-            self.transport.abort()
+            # The head went out: the only signal left is to break the connection, and with a
+            # reset, not a FIN, which would end a read-until-close (or de-chunked) body as if
+            # it were whole.
+            _reset(self.transport)
         else:
             self._send_error(error)
         log.info("%s %s: %s", _show(self.client.address), flow.request.url, error.reason)

@@ -68,6 +68,7 @@ class Exchange:
         "_request",
         "_server",
         "_server_ended",
+        "_server_error",
         "_server_keeps",
         "_upstream",
         "client_http10",
@@ -114,6 +115,7 @@ class Exchange:
         self._dechunk = False
         self._server_keeps = False
         self._server_ended = False
+        self._server_error: Exception | None = None
         self._replayable = request.method in _IDEMPOTENT and (
             request_framing.kind == "none"
             or (request_framing.kind == "length" and request_framing.length == 0)
@@ -318,7 +320,7 @@ class Exchange:
         if body.done:
             self._response_complete(clean=not rest)
         elif self._server_ended:
-            self._upstream_ended(None)
+            self._upstream_ended(self._server_error)
 
     def _upgraded(self, head: ResponseHead) -> None:
         if not self.upgrade:
@@ -377,15 +379,25 @@ class Exchange:
             return
         body = self.response_body
         if body is not None:
-            if body.end_of_stream():
+            # A close ends a read-until-close body (RFC 9112 §6.3); a reset never does: the
+            # server broke off, and the client must be told the same way (see fail).
+            if exc is None and body.end_of_stream():
                 self.flow.response_body_size = body.size
                 self._response_complete(clean=True)
             else:
-                self.fail(UpstreamError("the server closed the connection mid-response"))
+                how = "a reset" if isinstance(exc, ConnectionResetError) else "a close"
+                self.fail(
+                    UpstreamError(
+                        f"the server closed the connection mid-response ({how} after "
+                        f"{body.size} bytes of the body)",
+                        code="truncated-response",
+                    )
+                )
             return
         if self.response_framing is not None:
             # The head waits for a responseheaders hook: begin_response ends the body.
             self._server_ended = True
+            self._server_error = exc
             return
         if isinstance(exc, ssl.SSLError):
             # The server ended its TLS session with an alert after the handshake: TLS 1.3

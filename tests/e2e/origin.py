@@ -397,14 +397,27 @@ def _hop_response(ex: Exchange) -> None:
     )
 
 
+# What /truncate sends of each body before it ends the connection.
+TRUNCATED_CHUNKED_PAYLOAD = b"a" * 0x1000 + b"b" * 100
+TRUNCATED_CL_PAYLOAD = b"c" * 5000
+TRUNCATED_CLOSE_PAYLOAD = b"d" * 5000
+
+
 def _truncate(ex: Exchange) -> None:
-    """Promise a body, send part of it, then FIN or RST: the client must not see it complete."""
-    if ex.query_value("framing", "cl") == "chunked":
+    """Promise a body, send part of it, then FIN or RST: the client must not see it complete.
+
+    ``framing=close`` sends a read-until-close body, which only a reset can show truncated.
+    """
+    framing = ex.query_value("framing", "cl")
+    if framing == "chunked":
         head = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
         partial = b"1000\r\n" + b"a" * 0x1000 + b"\r\n1000\r\n" + b"b" * 100
+    elif framing == "close":
+        head = b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n\r\n"
+        partial = TRUNCATED_CLOSE_PAYLOAD
     else:
         head = b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n"
-        partial = b"c" * 5000
+        partial = TRUNCATED_CL_PAYLOAD
     ex.sock.sendall(head + partial)
     time.sleep(0.2)
     if ex.query_value("end", "rst") == "rst":

@@ -501,9 +501,10 @@ ROUTES: dict[str, Callable[[Exchange], None]] = {
 class _Listener:
     """A loopback TCP listener with an accept thread, one thread per connection."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, *, backlog: int = 128) -> None:
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        self._listener = socket.create_server((host, port), family=family)
+        # A soak test's thousand connections at once need a longer queue than 128.
+        self._listener = socket.create_server((host, port), family=family, backlog=backlog)
         self._listener.settimeout(0.2)
         self.port: int = self._listener.getsockname()[1]
         self._lock = threading.Lock()
@@ -584,8 +585,8 @@ class _Listener:
 class Origin(_Listener):
     """The h11 origin server; see the module docstring for what it records."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
-        super().__init__(host, port)
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, *, backlog: int = 128) -> None:
+        super().__init__(host, port, backlog=backlog)
         self.requests: list[RequestRecord] = []
 
     def url(self, path: str = "/", host: str = ORIGIN_HOST) -> str:

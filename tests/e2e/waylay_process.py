@@ -45,9 +45,7 @@ def waylay_command(args: Iterable[str]) -> list[str]:
 class WaylayProcess:
     """A running ``waylay`` and what it has said so far."""
 
-    def __init__(
-        self, args: list[str], env: Mapping[str, str], prefix: Sequence[str] = ()
-    ) -> None:
+    def __init__(self, args: list[str], env: Mapping[str, str], prefix: Sequence[str] = ()) -> None:
         """Start waylay; ``prefix`` runs it through another command (``ip netns exec NAME``)."""
         self.args = args
         self.proc = subprocess.Popen(

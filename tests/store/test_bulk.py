@@ -87,7 +87,7 @@ def test_ids_follow_the_largest_even_after_a_gap(tmp_path: Path) -> None:
     assert append_flows(path, [(_flow(), None, None)]) == [4]
 
 
-def test_bodies_are_stored_in_rows_of_at_most_1_mib(tmp_path: Path) -> None:
+def test_bodies_are_stored_in_rows_of_chunk_size(tmp_path: Path) -> None:
     path = tmp_path / "flows.db"
     upload = os.urandom(CHUNK_SIZE)  # exactly one row
     download = os.urandom(2 * CHUNK_SIZE + 12345)

@@ -1,4 +1,4 @@
-"""FlowStore: batching to the writer thread, body capture in 1 MiB rows, limits, closing."""
+"""FlowStore: batching to the writer thread, body capture in rows, limits, closing."""
 
 from __future__ import annotations
 
@@ -48,7 +48,7 @@ def test_flows_are_written_and_read_back_in_order(tmp_path: Path) -> None:
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
 
 
-def test_a_body_is_stored_in_1_mib_rows_and_joins_back(tmp_path: Path) -> None:
+def test_a_body_is_stored_in_rows_and_joins_back(tmp_path: Path) -> None:
     path = tmp_path / "flows.db"
     store = FlowStore(path)
     data = os.urandom(2 * CHUNK_SIZE + 12345)

@@ -4,7 +4,7 @@ The proxy records through `FlowStore`, whose writer thread exists so the event l
 waits on the disk. An import has no event loop and nothing to keep flowing: it wants all of
 its flows in the file or none of them. So this writes them on the caller's thread in one
 transaction — an import that fails half-way leaves the database as it was — with bodies cut
-into the same 1 MiB rows the proxy writes, so readers cannot tell imported flows from
+into the same rows (``CHUNK_SIZE``) the proxy writes, so readers cannot tell imported flows from
 recorded ones.
 
 Ids are reserved in the file's `ids` table inside the transaction (`BEGIN IMMEDIATE` holds

@@ -7,17 +7,19 @@ waiting in one transaction. One hand-off per interval rather than one queue oper
 flow is what keeps recording cheap (ARCHITECTURE.md measured ~17 µs per `queue.put`).
 
 Bodies are captured as they stream (`BodyCapture`, a sink the body's `Reframer` feeds): the
-pieces are kept until they make a 1 MiB `bodies` row, so a body of any size costs at most
-1 MiB of RAM per direction while it streams. Past ``body_limit`` the rest is not kept (the
-flow is marked truncated); when more than ``max_pending_bytes`` (8 MiB) of body rows wait for
-the writer, capture stops and the flow is marked dropped — the traffic is never slowed for
-the record's sake. The writer lets go of each row as SQLite takes it, so the bound is what
-the proxy holds. It is what a 1 GiB download through a recording waylay costs in memory: on
-top of the 42 MiB it peaks at without recording, the bound, SQLite's copy of the row being
-inserted and its page cache (~4 MiB), and the row being joined — 58-59 MiB peak with 8 MiB,
-61-63 MiB with 12 (docs/performance.md). Such a download outruns the writer (it shares the
-proxy's core), so a fast one keeps only its first 12-18 MiB; at network speeds the writer
-keeps up.
+pieces are kept until they make a `bodies` row of ``CHUNK_SIZE`` (256 KiB), so a body of any
+size costs at most that much RAM per direction while it streams. Past ``body_limit`` the
+rest is not kept (the flow is marked truncated); when more than ``max_pending_bytes`` (8 MiB)
+of body rows wait for the writer, capture stops and the flow is marked dropped — the traffic
+is never slowed for the record's sake. The writer lets go of each row as SQLite takes it, so
+the bound is what the proxy holds.
+
+The bound is what a 1 GiB download through a recording waylay costs in memory: on top of
+what it peaks at without recording, the bound, the row being joined, SQLite's copies of the
+row being inserted and its page cache. Measured (docs/performance.md): +11 MiB with 8 MiB and
+256 KiB rows, +16 MiB with 1 MiB rows, +19-20 MiB with 12 MiB and 1 MiB rows. Such a download
+outruns the writer, which shares the proxy's core, and keeps only its first 12-18 MiB; at
+network speeds the writer keeps up.
 
 Crash safety: WAL mode with ``synchronous=NORMAL`` survives a killed process; a flow is
 committed within about ``BATCH_INTERVAL`` plus one transaction of its end.
@@ -60,11 +62,15 @@ from waylay.store.schema import (
 
 log = logging.getLogger("waylay.store")
 
-CHUNK_SIZE = 1024 * 1024
+# The size of a body row (the schema allows up to 1 MiB). Every row is held about three times
+# on its way (joined from its pieces, then SQLite's copy to bind and its copy to build the
+# record), so the row size is paid several times in peak memory: 256 KiB rather than 1 MiB took
+# 5 MiB off a recording download's peak, and is asyncio's largest read, so a read can be a row.
+CHUNK_SIZE = 256 * 1024
 BATCH_INTERVAL = 0.05
 # A batch holding this much body data goes to the writer at once, not at the next interval:
 # a fast body would otherwise pile up an interval's worth of megabytes in the loop.
-HANDOFF_BYTES = 2 * CHUNK_SIZE
+HANDOFF_BYTES = 2 * 1024 * 1024
 # Flow ids reserved at a time (schema.reserve_ids): gaps between writers are harmless.
 ID_BLOCK = 1_000_000
 DEFAULT_BODY_LIMIT = 64 * 1024 * 1024
@@ -100,7 +106,7 @@ def open_database(path: Path) -> sqlite3.Connection:
 
 
 class BodyCapture:
-    """A sink for one body's bytes as they stream: 1 MiB rows, up to the body limit.
+    """A sink for one body's bytes as they stream: rows of CHUNK_SIZE, up to the body limit.
 
     It keeps the pieces it is given (references, not copies) until they add up to a row, then
     joins them once: a row costs one copy, and no buffer grows and is sliced behind it.
@@ -140,7 +146,7 @@ class BodyCapture:
             self._emit_rows()
 
     def _emit_rows(self) -> None:
-        # A single piece joins to itself: a 1 MiB read is not copied at all.
+        # A single piece joins to itself: a read of exactly a row is not copied at all.
         joined = b"".join(self._pieces)
         self._pieces, self._held = [], 0
         start = 0

@@ -29,9 +29,9 @@ from waylay.errors import ConfigError
 APPLICATION_ID = 0x7761796C
 SCHEMA_VERSION = 2
 
-# The page size of a new file (SQLite's default is 4096). A 1 MiB body row is a chain of
+# The page size of a new file (SQLite's default is 4096). A large body row is a chain of
 # pages, each a write to the WAL and another at the checkpoint: with 16 KiB pages the writer
-# stores bodies 1.6-1.9 times as fast, and a small flow costs it 15-20% less. An existing
+# stores 1 MiB rows 1.6-1.9 times as fast, and a small flow costs it 15-20% less. An existing
 # file keeps its own (WAL mode cannot change it).
 PAGE_SIZE = 16 * 1024
 

@@ -18,24 +18,22 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from waylay import __version__
-from waylay.addons.dumper import Dumper
-from waylay.certs.ca import CA_FILE, CertificateAuthority
-from waylay.context import ProxyContext
 from waylay.errors import ConfigError
-from waylay.filters import Filter
 from waylay.flowlist import list_flows
 from waylay.har import export_file, import_file
-from waylay.hooks import HookTable
-from waylay.hosts import Resolver, load_hosts
 from waylay.options import DEFAULT_LISTEN, LIMIT_FLAGS, MODES, Limits, Options, build_options
 from waylay.permissions import check_secrets
 from waylay.platform import iptables
-from waylay.replay import replay_stored
-from waylay.server import ProxyServer, raise_open_file_limit
-from waylay.upstream import dns_lookup
+
+if TYPE_CHECKING:
+    from waylay.context import ProxyContext
+    from waylay.filters import Filter
+
+# The proxy's own modules (certificates, TLS, the server) are imported by the commands that
+# run it: `waylay flows` and `har` start without loading cryptography (half of start-up).
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
@@ -505,6 +503,8 @@ def _check_secrets(options: Options) -> None:
     A refusal comes before anything is opened or created; a warning after the CA loaded, so
     that a damaged CA is one line, its own error.
     """
+    from waylay.certs.ca import CA_FILE
+
     databases = [options.save] if options.save is not None else []
     check_secrets(
         options.confdir,
@@ -515,6 +515,12 @@ def _check_secrets(options: Options) -> None:
 
 
 def _context(options: Options, *, show: Filter | None) -> ProxyContext:
+    from waylay.addons.dumper import Dumper
+    from waylay.context import ProxyContext
+    from waylay.hooks import HookTable
+    from waylay.hosts import Resolver, load_hosts
+    from waylay.upstream import dns_lookup
+
     if options.strict_permissions:
         _check_secrets(options)
     addons: list[object] = []
@@ -530,6 +536,8 @@ def _context(options: Options, *, show: Filter | None) -> ProxyContext:
 
 
 def run_dump(options: Options) -> int:
+    from waylay.server import raise_open_file_limit
+
     ctx = _context(options, show=options.filter)
     raise_open_file_limit()
     return asyncio.run(_serve(ctx))
@@ -539,6 +547,8 @@ def run_replay(options: Options) -> int:
     assert options.save is not None
     if not options.save.is_file():
         raise ConfigError(f"{options.save}: no such flow database")
+    from waylay.replay import replay_stored
+
     # Every replayed flow is shown: --filter chose which flows to replay.
     ctx = _context(options, show=None)
 
@@ -555,6 +565,8 @@ def run_replay(options: Options) -> int:
 
 
 async def _serve(ctx: ProxyContext) -> int:
+    from waylay.server import ProxyServer
+
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -575,6 +587,8 @@ async def _serve(ctx: ProxyContext) -> int:
 
 def run_ca(options: Options, args: argparse.Namespace) -> int:
     """`waylay ca path` and `waylay ca export`; a damaged CA is a ConfigError (status 2)."""
+    from waylay.certs.ca import CertificateAuthority
+
     ca = CertificateAuthority.load_or_create(options.confdir)
     _check_secrets(options)
     if args.ca_action == "path":

@@ -113,5 +113,5 @@ def check_mark_allowed(mark: int) -> None:
         except OSError as exc:
             raise ConfigError(
                 f"--upstream-mark {mark:#x}: cannot mark sockets ({exc.strerror}); it needs "
-                "root or CAP_NET_ADMIN, as the iptables rules it works with do"
+                "root with CAP_NET_ADMIN, as the iptables rules it works with do"
             ) from None

@@ -52,7 +52,7 @@ CLIENT_HOSTS = f"""\
 """
 BANNER = b"220 smtp.example.test ESMTP waylay-tests\r\n"
 PEEK_TIMEOUT = 2.0  # long enough that a server-first answer that waited for it would show
-TLS_HANDSHAKE_TIMEOUT = 10.0  # waylay's default (Limits.tls_handshake_timeout)
+TLS_HANDSHAKE_TIMEOUT = 3.0  # --tls-handshake-timeout (the default, 10 s, would slow the suite)
 
 
 class Talker(_Listener):
@@ -180,6 +180,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
                 "dump", "--mode", "transparent", "--listen", f"*:{PROXY_PORT}",
                 "--confdir", str(confdir), "--upstream-ca", str(test_ca.cert_path),
                 "--peek-timeout", str(PEEK_TIMEOUT), "--save", str(save),
+                "--tls-handshake-timeout", str(TLS_HANDSHAKE_TIMEOUT),
                 *(arg for pattern in IGNORED for arg in ("--ignore-hosts", pattern)),
             ],
             clean_env(home),
@@ -418,7 +419,9 @@ def test_half_a_client_hello_then_silence_is_closed_at_the_handshake_timeout(lab
     with lab.connect(SERVER4, 443) as sock:
         sock.sendall(hello[:40])
         assert _read_to_end(sock, timeout=TLS_HANDSHAKE_TIMEOUT + 10) == b""
-    assert lab.waylay.wait_for_stderr("sent part of a ClientHello and then nothing for 10s")
+    assert lab.waylay.wait_for_stderr(
+        f"sent part of a ClientHello and then nothing for {TLS_HANDSHAKE_TIMEOUT:g}s"
+    )
 
 
 def test_a_silent_client_is_relayed_after_the_peek(lab: Lab) -> None:

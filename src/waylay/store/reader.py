@@ -37,17 +37,24 @@ def open_readonly(path: Path) -> sqlite3.Connection:
 
 
 def iter_flows(
-    db: sqlite3.Connection, where: str = "", params: Sequence[object] = ()
+    db: sqlite3.Connection,
+    where: str = "",
+    params: Sequence[object] = (),
+    *,
+    headers: bool = True,
 ) -> Iterator[Flow]:
-    """The stored flows (in the order they started) that match the SQL ``where`` over `f`."""
+    """The stored flows (in the order they started) that match the SQL ``where`` over `f`.
+
+    ``headers=False`` leaves the flows' fields empty: a listing needs only the flows' own
+    columns, and reading every head would cost it more than the filter does.
+    """
     condition = f" WHERE {where}" if where else ""
     query = f"{SELECT_FLOWS}{condition} ORDER BY f.started, f.id"
     cursor = db.execute(query, tuple(params))
     while rows := cursor.fetchmany(PAGE):
-        ids = [row[0] for row in rows]
-        headers = _headers(db, ids)
+        found = _headers(db, [row[0] for row in rows]) if headers else {}
         for row in rows:
-            yield flow_from_row(row, headers.get(row[0], {}))
+            yield flow_from_row(row, found.get(row[0], {}))
 
 
 def _headers(db: sqlite3.Connection, ids: list[int]) -> dict[int, dict[int, list[tuple[str, str]]]]:

@@ -24,7 +24,7 @@ from bench import deps
 from bench.errors import BenchError
 from bench.origin import SMALL_PATH
 from bench.scenarios.base import Env
-from bench.tlsload import run_tls_load
+from bench.tlsload import settings_load
 from bench.ways import WAYLAY, Route
 from bench.wrk import run_wrk
 
@@ -88,29 +88,11 @@ def _s1(env: Env, route: Route) -> None:
 
 
 def _s2(env: Env, route: Route) -> None:
-    run_tls_load(
-        route,
-        SMALL_PATH,
-        mode="keepalive",
-        connections=env.settings.connections,
-        duration=env.settings.duration,
-        core=env.cores.load,
-        home=env.home,
-        processes=env.settings.load_processes,
-    )
+    settings_load(env, route, "keepalive")
 
 
 def _s3(env: Env, route: Route) -> None:
-    run_tls_load(
-        route,
-        SMALL_PATH,
-        mode="fresh",
-        connections=env.settings.lanes,
-        duration=env.settings.duration,
-        core=env.cores.load,
-        home=env.home,
-        processes=env.settings.load_processes,
-    )
+    settings_load(env, route, "fresh")
 
 
 # The scenarios whose load can be profiled: each drives waylay as the scenario does.

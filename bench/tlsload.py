@@ -43,6 +43,7 @@ from bench.https import client_context, connect_request, content_length, get_req
 from bench.process import clean_env, pinned
 
 if TYPE_CHECKING:
+    from bench.scenarios.base import Env
     from bench.ways import Route
 
 Mode = Literal["keepalive", "fresh"]
@@ -368,3 +369,24 @@ def _worker(job: dict[str, Any]) -> dict[str, Any]:
 
 if __name__ == "__main__":
     print(json.dumps(_worker(json.loads(sys.argv[1]))), flush=True)
+
+
+def settings_load(
+    env: Env, route: Route, mode: Mode, meter: AbstractContextManager[object] | None = None
+) -> TlsLoadResult:
+    """S2's load (``keepalive``: its connections) or S3's (``fresh``: its lanes) on 1 KiB
+    responses, sized by the run's settings: what the scenarios measure and --profile drives."""
+    from bench.origin import SMALL_PATH  # not in the load workers, which run this file
+
+    settings = env.settings
+    return run_tls_load(
+        route,
+        SMALL_PATH,
+        mode=mode,
+        connections=settings.connections if mode == "keepalive" else settings.lanes,
+        duration=settings.duration,
+        core=env.cores.load,
+        home=env.home,
+        processes=settings.load_processes,
+        meter=meter,
+    )

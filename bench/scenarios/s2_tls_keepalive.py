@@ -8,10 +8,9 @@ the rate understates the proxy, and its CPU per request says more.
 
 from __future__ import annotations
 
-from bench.origin import SMALL_PATH
 from bench.procstat import CpuMeter
 from bench.scenarios.base import Env, Metric, Sample, Scenario
-from bench.tlsload import run_tls_load
+from bench.tlsload import settings_load
 from bench.ways import Route
 
 
@@ -28,17 +27,7 @@ class TlsKeepAlive(Scenario):
 
     def measure(self, env: Env, route: Route) -> Sample:
         cpu = CpuMeter(route.pid) if route.pid else None
-        result = run_tls_load(
-            route,
-            SMALL_PATH,
-            mode="keepalive",
-            connections=env.settings.connections,
-            duration=env.settings.duration,
-            core=env.cores.load,
-            home=env.home,
-            processes=env.settings.load_processes,
-            meter=cpu,
-        )
+        result = settings_load(env, route, "keepalive", meter=cpu)
         sample = {"rps": result.rate, "p50": result.p50_ms, "p99": result.p99_ms}
         if cpu:
             sample["cpu_share"] = cpu.share

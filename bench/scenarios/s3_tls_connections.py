@@ -9,10 +9,9 @@ is that core which sets the rate.
 
 from __future__ import annotations
 
-from bench.origin import SMALL_PATH
 from bench.procstat import CpuMeter
 from bench.scenarios.base import Env, Metric, Sample, Scenario
-from bench.tlsload import run_tls_load
+from bench.tlsload import settings_load
 from bench.ways import Route
 
 
@@ -30,17 +29,7 @@ class TlsConnections(Scenario):
 
     def measure(self, env: Env, route: Route) -> Sample:
         cpu = CpuMeter(route.pid) if route.pid else None
-        result = run_tls_load(
-            route,
-            SMALL_PATH,
-            mode="fresh",
-            connections=env.settings.lanes,
-            duration=env.settings.duration,
-            core=env.cores.load,
-            home=env.home,
-            processes=env.settings.load_processes,
-            meter=cpu,
-        )
+        result = settings_load(env, route, "fresh", meter=cpu)
         sample = {"cps": result.rate, "p50": result.p50_ms}
         if cpu:
             sample["cpu_share"] = cpu.share

@@ -793,16 +793,8 @@ class ClientConnection(asyncio.Protocol):
             return False
         host, port = original
         flow = self._tcp_flow(host, port)
-        limits = self.ctx.options.limits
         try:
-            upstream = await connect(
-                host,
-                port,
-                self.ctx.resolver,
-                timeout=limits.connect_timeout,
-                mark=self.ctx.options.upstream_mark,
-                own_ports=self._own_ports,
-            )
+            upstream = await self._connect(host, port)
         except UpstreamError as exc:
             return await self._unreachable(flow, exc)
         if self._lost:
@@ -818,9 +810,17 @@ class ClientConnection(asyncio.Protocol):
         await self._relay_tcp(flow, upstream, server_first)
         return False
 
-    @property
-    def _own_ports(self) -> set[int] | None:
-        return self.ctx.own_ports if self.ctx.options.mode == "transparent" else None
+    async def _connect(self, host: str, port: int) -> UpstreamConnection:
+        """A new connection to a server: marked, and in transparent mode its source noted."""
+        own_ports = self.ctx.own_ports if self.ctx.options.mode == "transparent" else None
+        return await connect(
+            host,
+            port,
+            self.ctx.resolver,
+            timeout=self.ctx.options.limits.connect_timeout,
+            mark=self.ctx.options.upstream_mark,
+            own_ports=own_ports,
+        )
 
     def _is_waylay_redirected(self, original: tuple[str, int]) -> bool:
         """The client is waylay's own connection to ``original``, redirected back: refused."""
@@ -1158,14 +1158,7 @@ class ClientConnection(asyncio.Protocol):
         limits = self.ctx.options.limits
         self.gate.pause("connecting")  # what the client sends meanwhile waits in the kernel
         try:
-            upstream = await connect(
-                host,
-                port,
-                self.ctx.resolver,
-                timeout=limits.connect_timeout,
-                mark=self.ctx.options.upstream_mark,
-                own_ports=self._own_ports,
-            )
+            upstream = await self._connect(host, port)
             if inner is not None and inner.scheme == "https":
                 await start_tls(
                     upstream,

@@ -24,7 +24,8 @@ from waylay.filters import (
     register_functions,
 )
 from waylay.flow import Error, Flow, Request, Response
-from waylay.http1.head import Headers
+from waylay.headers import Headers
+from waylay.http1.head import Fields
 from waylay.store.rows import INSERT_BODY, INSERT_FLOW, INSERT_HEAD, flow_row, head_rows
 from waylay.store.schema import REQUEST_BODY, RESPONSE_BODY, prepare
 
@@ -32,15 +33,15 @@ LONG = "z" * (MAX_LIKE_PATTERN + 10)
 
 
 def make_flow(
-    method: bytes,
-    url: tuple[str, str, int, bytes],
-    request_headers: Headers | None = None,
+    method: str,
+    url: tuple[str, str, int, str],
+    request_headers: Fields | None = None,
     request_content: bytes | None = None,
     *,
     status: int | None = None,
-    response_headers: Headers | None = None,
+    response_headers: Fields | None = None,
     response_content: bytes | None = None,
-    response_trailers: Headers | None = None,
+    response_trailers: Fields | None = None,
     error: Error | None = None,
     client: tuple[str, int] = ("127.0.0.1", 50000),
     server: tuple[str, int] | None = None,
@@ -48,12 +49,24 @@ def make_flow(
 ) -> Flow:
     scheme, host, port, path = url
     request = Request(
-        method, scheme, host, port, path, b"HTTP/1.1", request_headers or [], request_content
+        method,
+        scheme,
+        host,
+        port,
+        path,
+        "HTTP/1.1",
+        Headers(request_headers or []),
+        request_content,
     )
     response = None
     if status is not None:
         response = Response(
-            status, b"", b"HTTP/1.1", response_headers or [], response_content, response_trailers
+            status,
+            "",
+            "HTTP/1.1",
+            Headers(response_headers or []),
+            response_content,
+            Headers(response_trailers) if response_trailers is not None else None,
         )
     return Flow(client, request, server, response, error, id=id)
 
@@ -65,9 +78,9 @@ def store(db: sqlite3.Connection, flows: Iterable[Flow], chunk_sizes: Iterable[i
         for flow in flows:
             db.execute(INSERT_FLOW, flow_row(flow, flow.id))
             db.executemany(INSERT_HEAD, head_rows(flow, flow.id))
-            bodies = [(REQUEST_BODY, flow.request.content)]
+            bodies = [(REQUEST_BODY, flow.request.raw_content)]
             if flow.response is not None:
-                bodies.append((RESPONSE_BODY, flow.response.content))
+                bodies.append((RESPONSE_BODY, flow.response.raw_content))
             for part, content in bodies:
                 start, seq = 0, 0
                 while start < len(content or b""):
@@ -95,8 +108,8 @@ def python_ids(flows: Iterable[Flow], expression: str) -> set[int]:
 
 FLOWS = [
     make_flow(
-        b"GET",
-        ("http", "example.com", 80, b"/index.html?q=Search"),
+        "GET",
+        ("http", "example.com", 80, "/index.html?q=Search"),
         [(b"Host", b"example.com"), (b"Accept", b"text/html"), (b"User-Agent", b"curl/8.5")],
         b"",  # captured, and empty: never matches ~b
         status=200,
@@ -106,8 +119,8 @@ FLOWS = [
         id=1,
     ),
     make_flow(
-        b"POST",
-        ("https", "api.example.org", 443, b"/api/v1/users"),
+        "POST",
+        ("https", "api.example.org", 443, "/api/v1/users"),
         [(b"Content-Type", b"application/json"), (b"Authorization", b"Bearer SECRET")],
         '{"name": "Zoë"}'.encode(),
         status=201,
@@ -123,8 +136,8 @@ FLOWS = [
         id=2,
     ),
     make_flow(
-        b"GET",
-        ("http", "cdn.test", 80, b"/static/app.js"),
+        "GET",
+        ("http", "cdn.test", 80, "/static/app.js"),
         status=404,
         response_headers=[(b"Content-Type", b"application/javascript")],
         client=("10.0.0.2", 40000),
@@ -132,8 +145,8 @@ FLOWS = [
         id=3,
     ),
     make_flow(
-        b"GET",
-        ("http", "cdn.test", 80, b"/img/logo.png"),
+        "GET",
+        ("http", "cdn.test", 80, "/img/logo.png"),
         [(b"X-Quote", b'say "hi", it\'s'), (b"X-Path", b"C:\\temp")],
         status=304,
         response_headers=[(b"Content-Type", b"image/png")],
@@ -142,22 +155,22 @@ FLOWS = [
         id=4,
     ),
     make_flow(
-        b"PUT",
-        ("http", "upload.test", 80, b"/file"),
+        "PUT",
+        ("http", "upload.test", 80, "/file"),
         [(b"Content-Type", b"text/plain")],
         b"upload data",
         error=Error("connection refused", "connect-failed"),
         id=5,
     ),
     make_flow(
-        b"GET",
-        ("http", "slow.test", 8080, b"/slow?done=100%_of"),
+        "GET",
+        ("http", "slow.test", 8080, "/slow?done=100%_of"),
         server=("10.0.0.7", 8080),
         id=6,
     ),
     make_flow(
-        b"GET",
-        ("https", "fonts.test", 443, b"/a.woff2"),
+        "GET",
+        ("https", "fonts.test", 443, "/a.woff2"),
         [(b"X-Long", LONG.encode())],
         status=200,
         response_headers=[(b"Content-Type", b"font/woff2"), (b"Content-Encoding", b"deflate")],
@@ -166,8 +179,8 @@ FLOWS = [
         id=7,
     ),
     make_flow(
-        b"DELETE",
-        ("http", "example.com", 80, b"/api/v2/items/7"),
+        "DELETE",
+        ("http", "example.com", 80, "/api/v2/items/7"),
         [(b"X-Name", "CAFÉ".encode("latin-1"))],
         status=500,
         response_headers=[(b"Content-Type", b"text/CSS"), (b"Content-Encoding", b"br")],
@@ -482,7 +495,7 @@ def test_decoding_stops_at_the_limit() -> None:
 def test_a_body_match_spans_chunk_boundaries() -> None:
     body = b"0123456789" * 10
     flow = make_flow(
-        b"POST", ("http", "a.test", 80, b"/"), [], body, status=204, response_content=b"", id=1
+        "POST", ("http", "a.test", 80, "/"), [], body, status=204, response_content=b"", id=1
     )
     for size in (1, 3, 7, 64, 1000):
         db = open_database()
@@ -508,7 +521,7 @@ def test_filters_at_the_limits_still_run_in_sqlite(db: sqlite3.Connection, expre
 
 
 def _tcp_flow() -> Flow:
-    request = Request(b"", "tcp", "198.18.2.2", 22, b"", b"", [])
+    request = Request("", "tcp", "198.18.2.2", 22, "", "", Headers())
     return Flow(("198.18.1.2", 40000), request, server_address=("198.18.2.2", 22), kind="tcp")
 
 

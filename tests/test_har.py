@@ -36,6 +36,7 @@ from waylay.har import (
     import_file,
     read_har,
 )
+from waylay.headers import Headers
 from waylay.store.bulk import append_flows
 from waylay.store.reader import body, iter_flows, open_readonly
 from waylay.store.schema import RESPONSE_BODY, RESPONSE_TRUNCATED
@@ -150,9 +151,9 @@ def test_chrome_quirks_are_read_as_docs_flows_md_says(tmp_path: Path) -> None:
     flows = [entry_to_flow(entry) for entry in entries]
 
     revalidated, not_modified_body, _ = flows[0][0], flows[0][2], None
-    assert revalidated.request.http_version == b"HTTP/2.0"  # "http/2.0"
-    assert revalidated.request.headers[0] == (b"Host", b"mitmproxy.org")  # from :authority
-    assert not any(name.startswith(b":") for name, _ in revalidated.request.headers)
+    assert revalidated.request.http_version == "HTTP/2.0"  # "http/2.0"
+    assert revalidated.request.headers.fields[0] == (b"Host", b"mitmproxy.org")  # from :authority
+    assert not any(name.startswith(b":") for name, _ in revalidated.request.headers.fields)
     assert revalidated.response is not None and revalidated.response.status_code == 304
     assert not_modified_body is not None and not_modified_body.startswith(b"<!DOCTYPE html>")
     assert revalidated.server_address == ("108.138.246.80", 443)
@@ -161,10 +162,10 @@ def test_chrome_quirks_are_read_as_docs_flows_md_says(tmp_path: Path) -> None:
     assert failed.response is None  # status 0
     assert failed.error == Error("net::ERR_INTERNET_DISCONNECTED", "")
     assert failed.server_address is None  # serverIPAddress ""
-    assert failed.request.http_version == b""
+    assert failed.request.http_version == ""
 
     logo, _, png = flows[2]
-    assert logo.request.http_version == b"HTTP/3"  # "h3"
+    assert logo.request.http_version == "HTTP/3"  # "h3"
     assert png is not None and png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) == 7108
     assert logo.timestamps.end - logo.timestamps.start == pytest.approx(0.058205, abs=1e-6)
 
@@ -184,7 +185,7 @@ def test_post_data_is_stored_as_the_request_body(tmp_path: Path) -> None:
     (flow,) = iter_flows(db)
     stored = body(db, store_id, 0)
     db.close()
-    assert flow.request.method == b"POST"
+    assert flow.request.method == "POST"
     assert stored.startswith(b'{"metadata":{"pageViewId":1689428126308')
     assert len(stored) == flow.request_body_size == 1310  # as its content-length says
 
@@ -197,13 +198,13 @@ def _flow(
     *,
     scheme: str = "https",
     port: int = 443,
-    path: bytes = b"/",
+    path: str = "/",
     request_headers: list[tuple[bytes, bytes]] | None = None,
     response_headers: list[tuple[bytes, bytes]] | None = None,
     status: int | None = 200,
 ) -> Flow:
     fields = request_headers if request_headers is not None else [(b"Host", b"h")]
-    request = Request(b"GET", scheme, url_host, port, path, b"HTTP/1.1", fields)
+    request = Request("GET", scheme, url_host, port, path, "HTTP/1.1", Headers(fields))
     flow = Flow(
         ("127.0.0.1", 50000),
         request,
@@ -211,7 +212,7 @@ def _flow(
         timestamps=Timestamps(start=1_700_000_000.25, end=1_700_000_000.75),
     )
     if status is not None:
-        flow.response = Response(status, b"OK", b"HTTP/1.1", response_headers or [])
+        flow.response = Response(status, "OK", "HTTP/1.1", Headers(response_headers or []))
     return flow
 
 
@@ -230,15 +231,15 @@ def test_headers_keep_their_order_case_and_repeats() -> None:
                                                            (b"set-cookie", b"b=2")])  # fmt: skip
     entry, (again, _, _) = _round_trip(flow, None, None)
     assert _pairs(entry["request"]["headers"]) == [(n.decode(), v.decode()) for n, v in fields]
-    assert again.request.headers == fields
+    assert again.request.headers.fields == fields
     assert again.response is not None
-    assert again.response.headers == [(b"Set-Cookie", b"a=1"), (b"set-cookie", b"b=2")]
+    assert again.response.headers.fields == [(b"Set-Cookie", b"a=1"), (b"set-cookie", b"b=2")]
 
 
 def test_latin_1_bytes_in_fields_survive() -> None:
     fields = [(b"Host", b"h"), (b"X-Name", b"caf\xe9 \xff")]
     _, (again, _, _) = _round_trip(_flow(request_headers=fields), None, None)
-    assert again.request.headers == fields
+    assert again.request.headers.fields == fields
 
 
 def test_a_binary_body_is_base64_and_comes_back_exactly() -> None:
@@ -254,13 +255,13 @@ def test_a_binary_body_is_base64_and_comes_back_exactly() -> None:
 def test_a_binary_request_body_is_base64_post_data_with_its_type() -> None:
     data = b"\x00\xff\xfe binary"
     flow = _flow(request_headers=[(b"Host", b"h"), (b"Content-Type", b"image/x-test")])
-    flow.request.method = b"PUT"
+    flow.request.method = "PUT"
     flow.request_body_size = len(data)
     entry, (again, request_body, _) = _round_trip(flow, data, None)
     post = entry["request"]["postData"]
     assert post["mimeType"] == "image/x-test" and post["encoding"] == "base64"
     assert request_body == data and again.request_body_size == len(data)
-    assert again.request.method == b"PUT"
+    assert again.request.method == "PUT"
 
 
 def test_text_in_a_declared_charset_is_text_and_the_same_bytes_come_back() -> None:
@@ -319,38 +320,38 @@ def test_addresses_and_flags_travel_in_waylay_fields() -> None:
 @pytest.mark.parametrize(
     ("url", "host", "port", "path"),
     [
-        ("http://[2001:db8::1]:8080/x?y=1", "2001:db8::1", 8080, b"/x?y=1"),
-        ("https://[::1]/", "::1", 443, b"/"),
-        ("https://Example.TEST", "example.test", 443, b"/"),
-        ("http://example.test?q=1", "example.test", 80, b"/?q=1"),
-        ("https://example.test/a b/ü?x=é#frag", "example.test", 443, b"/a%20b/%C3%BC?x=%C3%A9"),
-        ("https://example.test/?=", "example.test", 443, b"/?="),
-        ("wss://example.test/socket", "example.test", 443, b"/socket"),
+        ("http://[2001:db8::1]:8080/x?y=1", "2001:db8::1", 8080, "/x?y=1"),
+        ("https://[::1]/", "::1", 443, "/"),
+        ("https://Example.TEST", "example.test", 443, "/"),
+        ("http://example.test?q=1", "example.test", 80, "/?q=1"),
+        ("https://example.test/a b/ü?x=é#frag", "example.test", 443, "/a%20b/%C3%BC?x=%C3%A9"),
+        ("https://example.test/?=", "example.test", 443, "/?="),
+        ("wss://example.test/socket", "example.test", 443, "/socket"),
     ],
 )
-def test_urls_become_scheme_host_port_and_path(url: str, host: str, port: int, path: bytes) -> None:
+def test_urls_become_scheme_host_port_and_path(url: str, host: str, port: int, path: str) -> None:
     entry = {"startedDateTime": "2024-01-01T00:00:00Z", "request": {"method": "GET", "url": url}}
     flow, _, _ = entry_to_flow(entry)
     assert (flow.request.host, flow.request.port, flow.request.path) == (host, port, path)
 
 
 def test_an_ipv6_host_is_bracketed_in_the_exported_url() -> None:
-    flow = _flow("2001:db8::1", scheme="http", port=8080, path=b"/v6")
+    flow = _flow("2001:db8::1", scheme="http", port=8080, path="/v6")
     entry, (again, _, _) = _round_trip(flow, None, None)
     assert entry["request"]["url"] == "http://[2001:db8::1]:8080/v6"
     assert again.request.host == "2001:db8::1" and again.request.port == 8080
 
 
 def test_a_connect_keeps_its_authority_form() -> None:
-    flow = _flow(port=8443, path=b"")
-    flow.request.method = b"CONNECT"
+    flow = _flow(port=8443, path="")
+    flow.request.method = "CONNECT"
     entry, (again, _, _) = _round_trip(flow, None, None)
     assert entry["request"]["url"] == "api.example.test:8443"
     assert again.request.url == "api.example.test:8443"
 
 
 def test_query_strings_are_listed_decoded() -> None:
-    flow = _flow(path=b"/search?q=a+b%20c&empty=&flag&q=2")
+    flow = _flow(path="/search?q=a+b%20c&empty=&flag&q=2")
     entry = flow_to_entry(flow, None, None)
     assert entry["request"]["queryString"] == [
         {"name": "q", "value": "a b c"},
@@ -435,19 +436,19 @@ def test_pseudo_header_fields_are_dropped_and_authority_is_host_only_when_missin
         "response": {"status": 200, "headers": [{"name": ":status", "value": "200"}]},
     }
     flow, _, _ = entry_to_flow(entry)
-    assert flow.request.headers == [(b"Host", b"a.example")]
-    assert flow.response is not None and flow.response.headers == []
+    assert flow.request.headers.fields == [(b"Host", b"a.example")]
+    assert flow.response is not None and flow.response.headers.fields == []
     entry["request"]["headers"] = [*pseudo, {"name": "host", "value": "b.example"}]
     flow, _, _ = entry_to_flow(entry)
-    assert flow.request.headers == [(b"host", b"b.example")]
+    assert flow.request.headers.fields == [(b"host", b"b.example")]
 
 
 @pytest.mark.parametrize(
     ("given", "stored"),
-    [("HTTP/1.1", b"HTTP/1.1"), ("http/2.0", b"HTTP/2.0"), ("h2", b"HTTP/2.0"),
-     ("h3", b"HTTP/3"), ("HTTP/1.0", b"HTTP/1.0"), ("", b""), ("SPDY/3", b"SPDY/3")],
+    [("HTTP/1.1", "HTTP/1.1"), ("http/2.0", "HTTP/2.0"), ("h2", "HTTP/2.0"),
+     ("h3", "HTTP/3"), ("HTTP/1.0", "HTTP/1.0"), ("", ""), ("SPDY/3", "SPDY/3")],
 )  # fmt: skip
-def test_http_versions_are_spelt_as_waylay_spells_them(given: str, stored: bytes) -> None:
+def test_http_versions_are_spelt_as_waylay_spells_them(given: str, stored: str) -> None:
     entry = {
         "startedDateTime": "2024-01-01T00:00:00Z",
         "request": {"method": "GET", "url": "https://a.example/", "httpVersion": given},
@@ -486,7 +487,10 @@ def test_a_gzip_body_is_exported_decoded_and_imported_without_its_coding() -> No
     assert ("Content-Encoding", "gzip") in _pairs(entry["response"]["headers"])  # as Chrome
     assert stored == text
     assert again.response is not None
-    assert again.response.headers == [(b"Content-Type", b"text/plain"), (b"Content-Length", b"123")]
+    assert again.response.headers.fields == [
+        (b"Content-Type", b"text/plain"),
+        (b"Content-Length", b"123"),
+    ]
 
 
 def test_a_body_waylay_cannot_decode_goes_out_as_stored_and_keeps_its_coding() -> None:
@@ -497,7 +501,7 @@ def test_a_body_waylay_cannot_decode_goes_out_as_stored_and_keeps_its_coding() -
     assert content["_waylay_encoded"] is True
     assert base64.b64decode(content["text"]) == raw
     assert stored == raw
-    assert again.response is not None and again.response.headers == headers
+    assert again.response is not None and again.response.headers.fields == headers
 
 
 @pytest.mark.parametrize(
@@ -533,7 +537,7 @@ def test_export_har_is_a_har_1_2_log_by_waylay() -> None:
 
 def test_export_file_writes_what_export_har_builds(tmp_path: Path) -> None:
     database = tmp_path / "flows.db"
-    flows = [(_flow(path=b"/a"), None, b"one"), (_flow(status=None), None, None)]
+    flows = [(_flow(path="/a"), None, b"one"), (_flow(status=None), None, None)]
     append_flows(database, flows)
     out = tmp_path / "out.har"
     assert export_file(database, out) == 2
@@ -551,25 +555,25 @@ def test_export_file_writes_what_export_har_builds(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("expression", "paths"),
     [
-        ("~m PUT", [b"/put"]),
-        ("~c 404 | ~q", [b"/missing", b"/failed"]),
-        ("~bs needle", [b"/put"]),  # a body operator: evaluated row by row
-        ("!~u /put", [b"/missing", b"/failed"]),
+        ("~m PUT", ["/put"]),
+        ("~c 404 | ~q", ["/missing", "/failed"]),
+        ("~bs needle", ["/put"]),  # a body operator: evaluated row by row
+        ("!~u /put", ["/missing", "/failed"]),
     ],
 )
 def test_export_file_writes_only_what_the_filter_matches(
-    tmp_path: Path, expression: str, paths: list[bytes]
+    tmp_path: Path, expression: str, paths: list[str]
 ) -> None:
     database = tmp_path / "flows.db"
-    put = _flow(path=b"/put")
-    put.request.method = b"PUT"
-    missing = _flow(path=b"/missing", status=404)
+    put = _flow(path="/put")
+    put.request.method = "PUT"
+    missing = _flow(path="/missing", status=404)
     append_flows(database, [(put, None, b"a needle"), (missing, None, b"no"),
-                            (_flow(path=b"/failed", status=None), None, None)])  # fmt: skip
+                            (_flow(path="/failed", status=None), None, None)])  # fmt: skip
     out = tmp_path / "out.har"
     assert export_file(database, out, only=parse_filter(expression)) == len(paths)
     urls = [e["request"]["url"] for e in json.loads(out.read_text())["log"]["entries"]]
-    assert urls == [f"https://api.example.test{p.decode()}" for p in paths]
+    assert urls == [f"https://api.example.test{p}" for p in paths]
 
 
 # --- bad input ----------------------------------------------------------------------------------
@@ -703,7 +707,7 @@ def test_a_database_damaged_inside_is_a_one_line_error_and_writes_nothing(
     tmp_path: Path,
 ) -> None:
     database = tmp_path / "flows.db"
-    append_flows(database, [(_flow(path=b"/%d" % n), None, b"x" * 3000) for n in range(50)])
+    append_flows(database, [(_flow(path=f"/{n}"), None, b"x" * 3000) for n in range(50)])
     db = sqlite3.connect(database)
     page_size = db.execute("PRAGMA page_size").fetchone()[0]
     (root,) = db.execute("SELECT rootpage FROM sqlite_master WHERE name = 'heads'").fetchone()
@@ -748,7 +752,9 @@ def test_any_body_in_any_declared_charset_comes_back_byte_for_byte(
 
 def test_tcp_flows_are_left_out_of_an_export(tmp_path: Path) -> None:
     database = tmp_path / "flows.db"
-    tcp = Flow(("198.18.1.2", 4000), Request(b"", "tcp", "198.18.2.2", 7, b"", b"", []), kind="tcp")
+    tcp = Flow(
+        ("198.18.1.2", 4000), Request("", "tcp", "198.18.2.2", 7, "", "", Headers()), kind="tcp"
+    )
     append_flows(database, [(_flow(), None, b"kept"), (tcp, b"ping\n", b"pong\n")])
     out = tmp_path / "out.har"
     assert export_file(database, out) == 1

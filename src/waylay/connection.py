@@ -51,14 +51,17 @@ from waylay.errors import (
     error_response,
 )
 from waylay.exchange import Exchange, Outcome
-from waylay.flow import Client, Error, Flow, Request, Response, Timestamps
-from waylay.hooks import dispatch
+from waylay.flow import Client, ClientHelloData, Error, Flow, Request, Response, Timestamps
+from waylay.headers import Headers
+from waylay.hooks import Hook, dispatch
 from waylay.http1.body import ChunkedDecoder, Framing, request_framing
 from waylay.http1.forwarding import (
     authority,
     client_keep_alive,
     forward_request_headers,
+    forward_response_headers,
     is_upgrade_request,
+    with_body_length,
 )
 from waylay.http1.head import (
     RequestHead,
@@ -113,6 +116,60 @@ class InnerServer:
     failure: UpstreamError | None = None
     # Transparent HTTP: each request's Host names its flow (connections go to connect_host).
     named_by_host: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """Where one request goes, and how: the connection key, the address, TLS to the server."""
+
+    key: tuple[str, int]  # idle connections are kept and found by it
+    host: str
+    port: int
+    tls_name: str | None = None  # TLS to the server: the name its context is chosen by
+    server_hostname: str | None = None  # the SNI sent and the name verified
+    alpn: tuple[str, ...] = ()
+    host_header: bytes = b""  # the Host sent (but see keep_host)
+    # Inside a tunnel the client already names the server in Host: its words are kept.
+    keep_host: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class _SentRequest:
+    """The request as it goes to the server, after the hooks."""
+
+    head: RequestHead  # method, origin-form target, the client's version, fields to forward
+    framing: Framing  # the body's framing as the exchange reads it
+    streamed: bool  # the body is still to come from the client (not read whole)
+
+
+def _sent_request(
+    request: Request, head: RequestHead, framing: Framing, body: bytes | None
+) -> _SentRequest:
+    """What to send for ``request`` (ValueError when an addon made it unsendable)."""
+    method = request.method.encode("latin-1")
+    if not method or method.translate(None, _TCHAR):
+        raise ValueError(f"{request.method!r} is not a method (RFC 9110 §9.1 token)")
+    try:
+        target = request.path.encode("ascii")
+    except UnicodeEncodeError:
+        raise ValueError(f"the path {request.path!r} is not ASCII: percent-encode it") from None
+    if not (target.startswith(b"/") or target == b"*") or target.translate(None, _VCHAR):
+        raise ValueError(f"the path {request.path!r} is not an origin-form target (RFC 9112 §3.2)")
+    fields = request.headers.fields
+    if body is not None:
+        # Read whole: it goes with its own length (what the hooks made of it). An Expect was
+        # answered by waylay already.
+        if body or framing.kind != "none":
+            fields = [f for f in with_body_length(fields, len(body)) if f[0].lower() != b"expect"]
+            framing = Framing("length", len(body))
+    elif callable(request.stream) and framing.kind != "none":
+        fields = with_body_length(fields, None)  # transformed as it streams: chunked anew
+    return _SentRequest(RequestHead(method, target, head.version, fields), framing, body is None)
+
+
+_TCHAR = b"!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+_VCHAR = bytes(range(0x21, 0x7F)).replace(b"#", b"")
+_KILLED = WaylayError("killed by an addon", code="killed")
 
 
 class _BodyCopy:
@@ -436,15 +493,120 @@ class ClientConnection(asyncio.Protocol):
             return False
         hooks = self.ctx.hooks
         if hooks.requestheaders:
-            await dispatch(hooks.requestheaders, flow)
+            if not await self._run_hooks(hooks.requestheaders, flow):
+                return await self._killed(flow)
+            if flow.response is not None:
+                return await self._answer(flow, head, whole=framing.kind == "none")
         if self.ctx.server_replay is not None:
             answered = await self._replay_answer(flow, head, framing, self.ctx.server_replay)
             if answered is not None:
                 return answered
-        if hooks.request and framing.kind == "none":
-            # Nothing more to read: the request is whole before anything is sent.
-            await dispatch(hooks.request, flow)
-        return await self._forward(flow, head, target, framing)
+        body: bytes | None = None
+        if hooks.request:
+            body = await self._whole_request_body(flow, head, framing)
+            if body is not None:
+                # The whole request, before anything is sent: the hooks may change it all.
+                flow.request.raw_content = body
+                if not await self._run_hooks(hooks.request, flow):
+                    return await self._killed(flow)
+                if flow.response is not None:
+                    return await self._answer(flow, head, whole=True)
+                body = flow.request.raw_content or b""
+        return await self._forward(flow, head, target, framing, body)
+
+    async def _run_hooks(self, hooks: tuple[Hook, ...], flow: Flow) -> bool:
+        """Run ``hooks`` on ``flow``, then wait while an addon holds it; False if killed."""
+        await dispatch(hooks, flow)
+        if flow.intercepted:
+            resumed = asyncio.get_running_loop().create_future()
+
+            def wake() -> None:
+                if not resumed.done():
+                    resumed.set_result(None)
+
+            flow._on_resume = wake
+            if flow.intercepted:  # not resumed meanwhile
+                await resumed
+        return not flow.killed
+
+    async def _killed(self, flow: Flow) -> bool:
+        """An addon killed the flow: nothing more is sent for it, the connection is reset."""
+        flow.timestamps.end = time.time()
+        log.info("%s %s: killed by an addon", _show(self.client.address), flow.request.url)
+        if self.transport is not None and not self._lost:
+            _reset(self.transport)
+        if self.ctx.hooks.error:
+            await dispatch(self.ctx.hooks.error, flow)
+        self._record(flow)
+        return False
+
+    async def _whole_request_body(
+        self, flow: Flow, head: RequestHead, framing: Framing
+    ) -> bytes | None:
+        """The request body read whole for request hooks; None when it streams instead."""
+        if framing.kind == "none":
+            return b""
+        if flow.stream or flow.request.stream:
+            return None
+        limit = self.ctx.options.stream_large_bodies
+        read = await self._read_body_ahead(head, framing, limit, send_continue=True)
+        if read is None:
+            log.info(
+                "%s %s: the request body streams past request hooks (over %d bytes, "
+                "--stream-large-bodies, or not sent whole)",
+                _show(self.client.address),
+                flow.request.url,
+                limit,
+            )
+            return None
+        body, consumed = read
+        del self._buf[:consumed]
+        flow.request_body_size = len(body)
+        return body
+
+    async def _answer(self, flow: Flow, head: RequestHead, *, whole: bool) -> bool:
+        """Answer with ``flow.response`` (an addon's, or a stored one) without the server.
+
+        ``whole``: the request body, if any, has been read; if not, the connection closes
+        after the answer (what is left of the body cannot be told from a next request).
+        """
+        response = flow.response
+        assert response is not None and self.transport is not None
+        keep = whole and client_keep_alive(head) and not self._lost
+        body = response.raw_content or b""
+        fields = forward_response_headers(
+            with_body_length(response.headers.fields, len(body)), close=not keep
+        )
+        data = b"" if head.method == b"HEAD" else body
+        self.transport.write(
+            response_head(
+                b"HTTP/1.1", response.status_code, response.reason.encode("latin-1"), fields
+            )
+            + data
+        )
+        flow.response_body_size = len(data)
+        flow.timestamps.end = time.time()
+        store = self.ctx.store
+        request_capture = response_capture = None
+        if flow.request.raw_content:
+            request_capture = store.capture(flow, REQUEST_BODY)
+            if request_capture is not None:
+                request_capture(flow.request.raw_content)
+        response_capture = store.capture(flow, RESPONSE_BODY)
+        if response_capture is not None and data:
+            response_capture(data)
+        self._captures = (request_capture, response_capture)
+        await self._responded(flow)
+        self._record(flow)
+        return keep
+
+    async def _responded(self, flow: Flow) -> None:
+        """The response hooks that have not run yet, once the response went: all of them."""
+        hooks = self.ctx.hooks
+        if hooks.response:
+            await self._run_hooks(hooks.response, flow)
+        if hooks.passive_response:
+            await dispatch(hooks.passive_response, flow)
 
     def _for_waylay(self, target: Target) -> bool:
         """A request for waylay itself: its own address, directly or by URL, or waylay.test."""
@@ -484,57 +646,45 @@ class ClientConnection(asyncio.Protocol):
             if not replay.strict:
                 return None
             error = UpstreamError(
-                f"no saved flow in {replay.path} matches {flow.request.method.decode()} "
+                f"no saved flow in {replay.path} matches {flow.request.method} "
                 f"{flow.request.url} (--server-replay-strict)",
                 status=404,
                 code="not-in-server-replay",
             )
             await self._flow_failed(flow, error, response_started=False)
             return False
-        assert self.transport is not None
         # The body read ahead is the request's: gone from the buffer. One not read (matching
         # ignored it) may still be on its way: then the connection closes after the answer.
         del self._buf[:consumed]
-        whole = framing.kind == "none" or consumed > 0
-        keep = whole and client_keep_alive(head) and not self._lost
-        request_capture = None
         if body:
+            flow.request.raw_content = body
             flow.request_body_size = len(body)
-            request_capture = self.ctx.store.capture(flow, REQUEST_BODY)
-            if request_capture is not None:
-                request_capture(body)
         response = stored.response
-        fields = stored.head_fields(close=not keep)
-        data = b"" if head.method == b"HEAD" else stored.body
-        self.transport.write(
-            response_head(b"HTTP/1.1", response.status_code, response.reason, fields) + data
-        )
         flow.response = Response(
-            response.status_code, response.reason, response.http_version, response.headers
+            response.status_code,
+            response.reason,
+            response.http_version,
+            response.headers,
+            raw_content=stored.body,
         )
-        flow.response_body_size = len(data)
-        flow.timestamps.end = time.time()
-        capture = self.ctx.store.capture(flow, RESPONSE_BODY)
-        if capture is not None:
-            capture(data)
-        self._captures = (request_capture, capture)
-        if self.ctx.hooks.response:
-            await dispatch(self.ctx.hooks.response, flow)
-        self._record(flow)
-        return keep
+        return await self._answer(flow, head, whole=framing.kind == "none" or consumed > 0)
 
     async def _read_body_ahead(
-        self, head: RequestHead, framing: Framing, limit: int
+        self, head: RequestHead, framing: Framing, limit: int, *, send_continue: bool = False
     ) -> tuple[bytes, int] | None:
         """The request's whole body, read into the buffer but left there, and its wire size.
 
         None when it is longer than ``limit``, malformed (the exchange that streams it will
-        say so), the client stops sending it, or waits for a 100 Continue first: whatever was
-        read stays in the buffer for the exchange to forward.
+        say so), the client stops sending it, or waits for a 100 Continue first (unless
+        ``send_continue``: then waylay answers `100 Continue` itself, RFC 9110 §10.1.1):
+        whatever was read stays in the buffer for the exchange to forward.
         """
         if b"100-continue" in (header_value(head.headers, b"expect") or b"").lower():
-            return None
-        timeout = self.ctx.options.limits.head_timeout
+            if not send_continue or head.version != b"HTTP/1.1" or framing.length > limit:
+                return None
+            assert self.transport is not None
+            self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        timeout = self.ctx.options.limits.client_idle_timeout
         if framing.kind == "length":
             if framing.length > limit:
                 return None
@@ -584,13 +734,13 @@ class ClientConnection(asyncio.Protocol):
 
     def _new_flow(self, head: RequestHead, target: Target) -> Flow:
         request = Request(
-            method=head.method,
+            method=head.method.decode("ascii"),
             scheme=target.scheme,
             host=target.host,
             port=target.port,
-            path=target.path,
-            http_version=head.version,
-            headers=head.headers,
+            path=target.path.decode("ascii"),
+            http_version=head.version.decode("ascii"),
+            headers=Headers.wrap(head.headers),
         )
         return Flow(
             self.client.address,
@@ -600,35 +750,89 @@ class ClientConnection(asyncio.Protocol):
         )
 
     async def _forward(
-        self, flow: Flow, head: RequestHead, target: Target, framing: Framing
+        self, flow: Flow, head: RequestHead, target: Target, framing: Framing, body: bytes | None
     ) -> bool:
-        upgrade = is_upgrade_request(head)
-        if self._inner is not None:
-            # Inside a tunnel the client already names the server in Host: keep its words.
-            host = header_value(head.headers, b"host") or authority(
-                target.host, target.port, 443 if target.scheme == "https" else 80
-            )
-        else:
-            host = authority(target.host, target.port, 443 if target.scheme == "https" else 80)
+        """Send the request as the flow now says (hooks may have changed it) to its server.
+
+        ``body``: the whole body, when request hooks read it (it goes with its length, and
+        the client's own framing is gone); None while it is still to stream from the client.
+        """
+        request = flow.request
+        route = self._route(flow, target)
+        try:
+            sent = _sent_request(request, head, framing, body)
+        except ValueError as exc:
+            error = WaylayError(f"an addon made the request unsendable: {exc}", code="addon-error")
+            await self._flow_failed(flow, error, response_started=False)
+            return False
+        upgrade = is_upgrade_request(sent.head)
+        host = route.host_header
+        if route.keep_host:
+            host = header_value(request.headers.fields, b"host") or host
         headers = forward_request_headers(
-            head.headers,
+            sent.head.headers,
             host,
             upgrade=upgrade,
             http10=head.version == b"HTTP/1.0",
         )
-        head_bytes = request_head(head.method, target.path, headers)
+        head_bytes = request_head(sent.head.method, sent.head.target, headers)
         store = self.ctx.store
         # Most requests have no body: no capture is made for one that cannot come.
-        request_capture = store.capture(flow, REQUEST_BODY) if framing.kind != "none" else None
+        request_capture = store.capture(flow, REQUEST_BODY) if sent.framing.kind != "none" else None
         self._captures = (request_capture, store.capture(flow, RESPONSE_BODY))
-        attempt = await self._exchange_once(flow, head, head_bytes, target, framing, upgrade)
+        if body:
+            self._buf[:0] = body  # the exchange sends it as if the client just had
+        attempt = await self._exchange_once(flow, sent, head_bytes, route, upgrade)
         if attempt is not None and attempt[1].kind == "retry":
             # The idle connection had been closed by the server: once more, on a new one.
             flow.timestamps.first_response_byte = 0.0
-            attempt = await self._exchange_once(flow, head, head_bytes, target, framing, upgrade)
+            if body:
+                self._buf[:0] = body
+            attempt = await self._exchange_once(flow, sent, head_bytes, route, upgrade)
         if attempt is None:
             return False
         return await self._finish(flow, *attempt)
+
+    def _route(self, flow: Flow, target: Target) -> Route:
+        """Where the request goes: the tunnel's server, or — explicit absolute-form, or a
+        request an addon sent elsewhere — the server its URL names."""
+        request = flow.request
+        inner = self._inner
+        default = 443 if request.scheme == "https" else 80
+        host_header = authority(request.host, request.port, default)
+        if inner is not None and (request.scheme, request.host, request.port) == (
+            target.scheme,
+            target.host,
+            target.port,
+        ):
+            tls = inner.scheme == "https"
+            return Route(
+                key=(inner.connect_host, inner.port),
+                host=inner.connect_host,
+                port=inner.port,
+                tls_name=inner.host if tls else None,
+                server_hostname=inner.server_hostname,
+                alpn=inner.alpn,
+                host_header=host_header,
+                keep_host=True,
+            )
+        if request.scheme == "https":
+            # A TLS connection, never to be mistaken for a plain one to the same host:port.
+            return Route(
+                key=(f"https://{request.host}", request.port),
+                host=request.host,
+                port=request.port,
+                tls_name=request.host,
+                server_hostname=request.host,
+                alpn=SPOKEN_ALPN,
+                host_header=host_header,
+            )
+        return Route(
+            key=(request.host, request.port),
+            host=request.host,
+            port=request.port,
+            host_header=host_header,
+        )
 
     def _sinks(self) -> tuple[Callable[[bytes], None] | None, Callable[[bytes], None] | None]:
         """Where each body's payload goes as it passes: the store's captures, and copies
@@ -640,38 +844,39 @@ class ClientConnection(asyncio.Protocol):
         return (_BodyCopy(request, limit), _BodyCopy(response, limit))
 
     async def _exchange_once(
-        self,
-        flow: Flow,
-        head: RequestHead,
-        head_bytes: bytes,
-        target: Target,
-        framing: Framing,
-        upgrade: bool,
+        self, flow: Flow, sent: _SentRequest, head_bytes: bytes, route: Route, upgrade: bool
     ) -> tuple[Exchange, Outcome, UpstreamConnection] | None:
         """Send the request on an idle or new upstream connection; None if none could be had."""
         assert self.transport is not None and self.gate is not None
         hooks = self.ctx.hooks
-        upstream = self._idle.pop(self._upstream_key(target), None)
+        upstream = self._idle.pop(route.key, None)
         if upstream is None or not upstream.usable:
-            upstream = await self._open_upstream(flow)
+            upstream = await self._open_upstream(flow, route)
             if upstream is None:
                 return None
         flow.server_address = upstream.address
         sinks = self._sinks()
         self._copies = sinks if self.ctx.keep_bodies else _NO_COPIES
+        stream = flow.request.stream
+        buffer_response = 0
+        if hooks.response and not flow.stream:
+            buffer_response = self.ctx.options.stream_large_bodies
         exchange = Exchange(
             client=self.transport,
             client_gate=self.gate,
             upstream=upstream,
             flow=flow,
-            request=head,
-            request_framing=framing,
+            request=sent.head,
+            request_framing=sent.framing,
             upgrade=upgrade,
             hold_response_head=bool(hooks.responseheaders),
-            watch_request=bool(hooks.request) and framing.kind != "none",
+            watch_request=sent.framing.kind != "none"
+            and bool((sent.streamed and hooks.request) or hooks.passive_request),
             client_full=self._client_full,
             limits=self.ctx.options.limits,
             capture=sinks,
+            buffer_response=buffer_response,
+            request_transform=stream if callable(stream) else None,
         )
         self._exchange = exchange
         pending = bytes(self._buf)
@@ -680,11 +885,23 @@ class ClientConnection(asyncio.Protocol):
         if self._eof:
             exchange.client_eof()  # the FIN came with a pipelined request: no more body
         if exchange.request_complete is not None:
+            # The body streamed past the request hooks: they see the request once it went
+            # (passive ones always do).
             await exchange.request_complete
-            await dispatch(hooks.request, flow)
+            if sent.streamed:
+                await self._run_hooks(hooks.request, flow)
+            await dispatch(hooks.passive_request, flow)
+        elif hooks.passive_request:
+            await dispatch(hooks.passive_request, flow)
         if exchange.response_head is not None and await exchange.response_head:
-            await dispatch(hooks.responseheaders, flow)
+            if not await self._run_hooks(hooks.responseheaders, flow):
+                exchange.fail(_KILLED)
             exchange.begin_response()
+        if exchange.response_buffered is not None and await exchange.response_buffered:
+            # The whole response, before any of it went to the client.
+            if not await self._run_hooks(hooks.response, flow):
+                exchange.fail(_KILLED)
+            exchange.send_buffered()
         outcome = await exchange.done
         self._exchange = None
         return exchange, outcome, upstream
@@ -699,11 +916,16 @@ class ClientConnection(asyncio.Protocol):
         request_copy, response_copy = self._copies
         self._copies = _NO_COPIES
         if isinstance(request_copy, _BodyCopy):
-            flow.request.content = request_copy.whole()
+            flow.request.raw_content = request_copy.whole()
         if isinstance(response_copy, _BodyCopy) and flow.response is not None:
-            flow.response.content = response_copy.whole()
-        if hooks.response:
-            await dispatch(hooks.response, flow)
+            flow.response.raw_content = response_copy.whole()
+        buffered = exchange.response_buffered
+        if buffered is None or not buffered.result():
+            # The body streamed past the hooks (flow.stream, or too large): they see the
+            # response once it went.
+            await self._responded(flow)
+        elif hooks.passive_response:
+            await dispatch(hooks.passive_response, flow)
         self._record(flow)
         if outcome.kind == "upgraded":
             await self._relay(upstream, outcome.upstream_pending)
@@ -719,15 +941,28 @@ class ClientConnection(asyncio.Protocol):
     async def _tunnel(self, head: RequestHead, target: Target) -> bool:
         """CONNECT: answer once the server accepted the connection, then see what comes."""
         flow = self._new_flow(head, target)
+        hooks = self.ctx.hooks
+        if hooks.http_connect:
+            if not await self._run_hooks(hooks.http_connect, flow):
+                return await self._killed(flow)
+            response = flow.response
+            if response is not None and not 200 <= response.status_code < 300:
+                # An addon refused the tunnel: its answer is the last on this connection.
+                await self._answer(flow, head, whole=False)
+                return False
+            flow.response = None
+            # An addon may send the tunnel elsewhere.
+            target = Target("authority", "", flow.request.host, flow.request.port, b"")
         passthrough = self.ctx.passthrough
         untouched = passthrough.ignored(target.host, target.port) or passthrough.pinned(target.host)
-        upstream = await self._open_upstream(flow)
+        route = Route((target.host, target.port), target.host, target.port)
+        upstream = await self._open_upstream(flow, route)
         if upstream is None:
             return False
         assert self.transport is not None
         flow.server_address = upstream.address
         self.transport.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
-        flow.response = Response(200, b"Connection established", b"HTTP/1.1", [])
+        flow.response = Response(200, "Connection established", "HTTP/1.1", Headers())
         server_first = b""
         if not untouched:
             serve, server_first = await self._inspect(upstream, target, named_by_host=False)
@@ -768,8 +1003,7 @@ class ClientConnection(asyncio.Protocol):
             flow.request_body_size = tunnel.client.received
             flow.response_body_size = tunnel.server.received
         flow.timestamps.end = time.time()
-        if self.ctx.hooks.response:
-            await dispatch(self.ctx.hooks.response, flow)
+        await self._responded(flow)
         self._record(flow)
         return False
 
@@ -847,7 +1081,7 @@ class ClientConnection(asyncio.Protocol):
         return own or address in self.ctx.own_addresses
 
     def _tcp_flow(self, host: str, port: int) -> Flow:
-        request = Request(b"", "tcp", host, port, b"", b"", [])
+        request = Request("", "tcp", host, port, "", "", Headers())
         return Flow(
             self.client.address, request, timestamps=Timestamps(start=time.time()), kind="tcp"
         )
@@ -1014,6 +1248,11 @@ class ClientConnection(asyncio.Protocol):
         name = sni or target.host
         if sni and (ctx.passthrough.ignored(sni, target.port) or ctx.passthrough.pinned(sni)):
             return False
+        if ctx.hooks.tls_clienthello:
+            data = ClientHelloData(hello, self.client.address, (target.host, target.port))
+            await dispatch(ctx.hooks.tls_clienthello, data)
+            if data.ignore_connection:
+                return False
         offer = offer_upstream(hello.alpn)
         if offer is None:
             log.warning(
@@ -1141,40 +1380,21 @@ class ClientConnection(asyncio.Protocol):
         await tunnel.closed
         return tunnel
 
-    def _upstream_key(self, target: Target) -> tuple[str, int]:
-        if self._inner is not None:
-            return (self._inner.connect_host, self._inner.port)
-        if target.scheme == "https":
-            # An absolute https:// URL: a TLS connection, never to be mistaken for a plain one.
-            return (f"https://{target.host}", target.port)
-        return (target.host, target.port)
-
-    async def _open_upstream(self, flow: Flow) -> UpstreamConnection | None:
-        """A new connection to the flow's server, or None (the client got the error)."""
+    async def _open_upstream(self, flow: Flow, route: Route) -> UpstreamConnection | None:
+        """A new connection to the route's server, or None (the client got the error)."""
         assert self.gate is not None
-        request = flow.request
-        inner = self._inner
-        host, port = (inner.connect_host, inner.port) if inner else (request.host, request.port)
         limits = self.ctx.options.limits
         self.gate.pause("connecting")  # what the client sends meanwhile waits in the kernel
         try:
-            upstream = await self._connect(host, port)
-            if inner is not None and inner.scheme == "https":
+            upstream = await self._connect(route.host, route.port)
+            if route.tls_name is not None:
                 await start_tls(
                     upstream,
-                    self.ctx.upstream_tls.for_server(inner.host, inner.alpn),
-                    server_hostname=inner.server_hostname,
+                    self.ctx.upstream_tls.for_server(route.tls_name, route.alpn),
+                    server_hostname=route.server_hostname,
                     timeout=limits.tls_handshake_timeout,
                 )
-            elif inner is None and request.scheme == "https":
-                # `GET https://host/ HTTP/1.1` to the proxy: waylay speaks TLS to the server.
-                await start_tls(
-                    upstream,
-                    self.ctx.upstream_tls.for_server(host, SPOKEN_ALPN),
-                    server_hostname=host,
-                    timeout=limits.tls_handshake_timeout,
-                )
-                upstream.key = (f"https://{host}", port)
+            upstream.key = route.key
         except UpstreamError as exc:
             await self._flow_failed(flow, exc, response_started=False)
             return None
@@ -1205,7 +1425,7 @@ class ClientConnection(asyncio.Protocol):
         flow.error = Error(error.reason, error.code)
         flow.timestamps.end = time.time()
         assert self.transport is not None
-        if response_started:
+        if response_started or flow.killed:
             # The head went out: the only signal left is to break the connection, and with a
             # reset, not a FIN, which would end a read-until-close (or de-chunked) body as if
             # it were whole.

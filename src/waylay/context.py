@@ -48,7 +48,7 @@ class ProxyContext:
     # that comes from one of them (from this machine) is waylay itself, redirected back.
     own_ports: set[int] = field(default_factory=set)
     # A live filter reads bodies (`dump --filter '~b ...'`): each flow's bodies are kept whole
-    # (up to --body-limit) in its request.content and response.content, for that filter.
+    # (up to --body-limit) in its request.raw_content and response.raw_content, for that filter.
     keep_bodies: bool = False
     # Which clients may use the proxy (--allow-from, or the default rule).
     access: AccessList = field(default_factory=lambda: AccessList(None, everyone=True))

@@ -8,11 +8,18 @@ something failed — ``done`` resolves with an `Outcome`, and the coroutine take
 
 A failure before the response head reached the client becomes an error page; after it, the
 only honest signal left is to abort the client connection.
+
+When an addon reads whole responses (a `response` hook) the response body is collected
+instead of relayed: ``response_buffered`` resolves once it is whole, the hooks run, and
+`send_buffered` sends what they left — up to a limit, past which the body streams after all.
+A body an addon transforms as it streams (``Response.stream`` set to a function) is
+re-chunked, or sent close-delimited to an HTTP/1.0 client, since its length changes.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import ssl
 import time
 from dataclasses import dataclass
@@ -20,9 +27,17 @@ from typing import TYPE_CHECKING, Literal
 
 from waylay.errors import HeadTooLarge, ProtocolError, UpstreamError, WaylayError
 from waylay.flow import Flow, Response
+from waylay.headers import Headers
 from waylay.http1.body import Framing, response_framing
-from waylay.http1.forwarding import client_keep_alive, forward_response_headers, server_keep_alive
+from waylay.http1.forwarding import (
+    client_keep_alive,
+    forward_response_headers,
+    forward_trailers,
+    server_keep_alive,
+    with_body_length,
+)
 from waylay.http1.head import (
+    Fields,
     RequestHead,
     ResponseHead,
     find_head_end,
@@ -30,15 +45,18 @@ from waylay.http1.head import (
     parse_response_head,
 )
 from waylay.http1.reframe import Reframer
-from waylay.http1.serialize import response_head
+from waylay.http1.serialize import chunk, last_chunk, response_head
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
     from waylay.backpressure import ReadGate
+    from waylay.flow import StreamTransform
     from waylay.options import Limits
     from waylay.upstream import UpstreamConnection
 
+
+log = logging.getLogger("waylay.exchange")
 
 # RFC 9110 §9.2.2: the methods a proxy may send again on its own.
 _IDEMPOTENT = frozenset({b"GET", b"HEAD", b"OPTIONS", b"TRACE", b"PUT", b"DELETE"})
@@ -55,17 +73,57 @@ class Outcome:
     upstream_pending: bytes = b""
 
 
+class BodyOut:
+    """A streamed body's payload pieces on their way out: through an addon's transform, then
+    chunked (when the length is not known in advance) or as they are (close-delimited)."""
+
+    __slots__ = ("_chunked", "_transform")
+
+    def __init__(self, transform: StreamTransform | None, *, chunked: bool) -> None:
+        self._transform = transform
+        self._chunked = chunked
+
+    def __call__(self, pieces: list[bytes], done: bool, trailers: Fields | None) -> list[bytes]:
+        transform = self._transform
+        if transform is not None:
+            pieces = [_transformed(transform, piece) for piece in pieces]
+        if not self._chunked:
+            return [piece for piece in pieces if piece]
+        out = [chunk(piece) for piece in pieces if piece]
+        if done:
+            out.append(last_chunk(forward_trailers(trailers or [])))
+        return out
+
+
+def _transformed(transform: StreamTransform, piece: bytes) -> bytes:
+    try:
+        out = transform(piece)
+        if isinstance(out, bytes | bytearray | memoryview):
+            return bytes(out)
+        log.error("addon stream function %r returned %s, not bytes", transform, type(out))
+    except Exception:
+        log.exception("addon stream function %r failed", transform)
+    return piece  # the flow goes on with the piece as it was
+
+
 class Exchange:
     __slots__ = (
         "_awaiting_continue",
+        "_awaiting_send",
+        "_buffer_limit",
         "_capture_response",
+        "_clean",
         "_client",
         "_client_gate",
+        "_collected",
+        "_collected_size",
         "_dechunk",
         "_limits",
+        "_out",
         "_rbuf",
         "_replayable",
         "_request",
+        "_request_out",
         "_server",
         "_server_ended",
         "_server_error",
@@ -78,6 +136,7 @@ class Exchange:
         "request_body",
         "request_complete",
         "response_body",
+        "response_buffered",
         "response_framing",
         "response_head",
         "response_started",
@@ -104,6 +163,10 @@ class Exchange:
             None,
             None,
         ),
+        # A response hook reads whole responses: collect bodies up to this size (0: never).
+        buffer_response: int = 0,
+        # The request body streams through an addon's transform (re-chunked to the server).
+        request_transform: StreamTransform | None = None,
     ) -> None:
         loop = asyncio.get_running_loop()
         self._client = client
@@ -137,7 +200,28 @@ class Exchange:
         assert upstream.transport is not None
         self._server = upstream.transport
         self._capture_response = capture[1]
-        self.request_body = Reframer(request_framing, response=False, sink=capture[0])
+        self._request_out: BodyOut | None = None
+        if request_transform is not None and request_framing.kind != "none":
+            self._request_out = BodyOut(request_transform, chunked=True)
+        self.request_body = Reframer(
+            request_framing,
+            response=False,
+            dechunk=self._request_out is not None,
+            sink=capture[0],
+        )
+        self._buffer_limit = buffer_response
+        # While a response body is collected for a response hook: its pieces so far.
+        self._collected: list[bytes] | None = None
+        self._collected_size = 0
+        self._clean = True
+        # A collected response is whole and waits for its hooks (then send_buffered).
+        self._awaiting_send = False
+        self._out: BodyOut | None = None
+        # Resolves True once a collected response is whole (the hooks may run), False when
+        # the response streams after all or the exchange ended first.
+        self.response_buffered: asyncio.Future[bool] | None = (
+            loop.create_future() if buffer_response else None
+        )
         self.response_body: Reframer | None = None
         self.response_framing: Framing | None = None
         self.response_started = False
@@ -172,6 +256,8 @@ class Exchange:
         except ProtocolError as exc:
             self.fail(exc)
             return b""
+        if self._request_out is not None:
+            out = self._request_out(out, body.done, body.trailers)
         if head:
             out.insert(0, head)
         if out:
@@ -179,7 +265,8 @@ class Exchange:
             self.sent_at = time.monotonic()
         self.flow.request_body_size = body.size
         if body.done:
-            self.flow.request.trailers = body.trailers
+            if body.trailers is not None:
+                self.flow.request.trailers = Headers.wrap(body.trailers)
             self.flow.timestamps.request_sent = time.time()
             self._request_seen()
         return rest
@@ -211,6 +298,9 @@ class Exchange:
     def upstream_data(self, data: bytes) -> None:
         if self.done.done():
             return
+        if self._awaiting_send:
+            self._clean = False  # bytes after the response: the connection is not reused
+            return
         body = self.response_body
         if body is not None:
             try:
@@ -218,9 +308,7 @@ class Exchange:
             except ProtocolError as exc:
                 self.fail(exc)
                 return
-            if out:
-                _write(self._client, out)
-            self.flow.response_body_size = body.size
+            self._send_body(out, body)
             if body.done:
                 self._response_complete(clean=not rest)
             return
@@ -271,9 +359,9 @@ class Exchange:
         self._server_keeps = server_keep_alive(head)
         self.flow.response = Response(
             status_code=head.status,
-            reason=head.reason,
-            http_version=head.version,
-            headers=head.headers,
+            reason=head.reason.decode("latin-1"),
+            http_version=head.version.decode("latin-1"),
+            headers=Headers.wrap(head.headers),
         )
         if self.response_head is not None:
             self._upstream.gate.pause("hook")
@@ -282,45 +370,183 @@ class Exchange:
         self.begin_response()
 
     def begin_response(self) -> None:
-        """Send the response head to the client and start relaying its body."""
+        """Start relaying the response body: to the client, or into a buffer for the hooks."""
         response = self.flow.response
         framing = self.response_framing
         assert response is not None and framing is not None
         if self.done.done():
             return
-        self._dechunk = framing.kind == "chunked" and self.client_http10
+        stream = self.flow.stream or response.stream
+        if self._buffer_limit and not stream:
+            self._collect(framing)
+            return
+        self._resolve_buffered(False)
+        transform = stream if callable(stream) else None
+        self._start_streaming(framing, transform=transform)
+
+    def _start_streaming(
+        self, framing: Framing, *, transform: StreamTransform | None = None, collected: bytes = b""
+    ) -> None:
+        """Send the response head to the client and relay the body from here on.
+
+        ``collected``: the body's payload read so far for a response hook that gave up on
+        it (over the limit) — sent first, and the body is then re-chunked (or, for HTTP/1.0,
+        close-delimited) unless it had a Content-Length.
+        """
+        response = self.flow.response
+        assert response is not None
+        reframe = framing.kind != "none" and (
+            transform is not None or (bool(collected) and framing.kind == "chunked")
+        )
+        self._dechunk = (framing.kind == "chunked" or reframe) and self.client_http10
+        if reframe and not self.client_http10:
+            self._out = BodyOut(transform, chunked=True)
+        elif transform is not None:
+            self._out = BodyOut(transform, chunked=False)
         # The client connection closes after a close-delimited or de-chunked body, and after
         # an answer that came before the whole request (RFC 9112 §9.6): the head says so.
         if framing.kind == "close" or self._dechunk or not self.request_body.done:
             self.keep_client = False
+        fields = response.headers.fields
+        if reframe:
+            fields = with_body_length(fields, None)
         headers = forward_response_headers(
             # No Transfer-Encoding ever reaches an HTTP/1.0 client (RFC 9112 §6.1), also
             # on a response without a body (HEAD, 304).
-            response.headers,
+            fields,
             close=not self.keep_client,
             dechunk=self._dechunk or self.client_http10,
         )
-        head = response_head(b"HTTP/1.1", response.status_code, response.reason, headers)
-        body = Reframer(framing, response=True, dechunk=self._dechunk, sink=self._capture_response)
-        self.response_body = body
+        head = response_head(
+            b"HTTP/1.1", response.status_code, response.reason.encode("latin-1"), headers
+        )
+        body = self.response_body
+        if body is None:
+            body = Reframer(
+                framing,
+                response=True,
+                dechunk=self._dechunk or self._out is not None,
+                sink=self._capture_response,
+            )
+            self.response_body = body
         self.response_started = True
+        self._upstream.gate.resume("hook")
+        first = [head]
+        if collected:
+            first += self._out([collected], False, None) if self._out is not None else [collected]
+        pending = bytes(self._rbuf)
+        self._rbuf.clear()
+        try:
+            out, rest = body.feed(pending)
+        except ProtocolError as exc:
+            _write(self._client, first)
+            self.fail(exc)
+            return
+        # The head and the first body bytes leave in one write.
+        self._send_body(out, body, first)
+        if body.done:
+            self._response_complete(clean=not rest)
+        elif self._server_ended:
+            self._upstream_ended(self._server_error)
+
+    def _send_body(
+        self, out: list[bytes], body: Reframer, first: list[bytes] | None = None
+    ) -> None:
+        """Relay body pieces to the client — or keep them, while collecting for a hook."""
+        collected = self._collected
+        if collected is not None:
+            collected += out
+            self._collected_size += sum(map(len, out))
+            self.flow.response_body_size = body.size
+            if self._collected_size > self._buffer_limit and not body.done:
+                self._give_up_collecting()
+            return
+        if self._out is not None:
+            out = self._out(out, body.done, body.trailers)
+        if first:
+            out = first + out
+        if out:
+            _write(self._client, out)
+        self.flow.response_body_size = body.size
+
+    def _collect(self, framing: Framing) -> None:
+        """Read the response body whole, for the response hooks, before any of it is sent."""
+        # The payload without its framing; the store gets what is finally sent.
+        body = Reframer(framing, response=True, dechunk=True)
+        self.response_body = body
+        self._collected = []
         self._upstream.gate.resume("hook")
         pending = bytes(self._rbuf)
         self._rbuf.clear()
         try:
             out, rest = body.feed(pending)
         except ProtocolError as exc:
-            self._client.write(head)
             self.fail(exc)
             return
-        # The head and the first body bytes leave in one write.
-        out.insert(0, head)
-        _write(self._client, out)
-        self.flow.response_body_size = body.size
+        self._send_body(out, body)
         if body.done:
             self._response_complete(clean=not rest)
         elif self._server_ended:
             self._upstream_ended(self._server_error)
+
+    def _give_up_collecting(self) -> None:
+        """Over --stream-large-bodies: stream the rest; the hooks will see no content."""
+        collected = self._collected
+        assert collected is not None and self.response_framing is not None
+        self._collected = None
+        log.info(
+            "%s: the response body is over %d bytes (--stream-large-bodies): it streams, and "
+            "response hooks see no content",
+            self.flow.request.url,
+            self._buffer_limit,
+        )
+        self._resolve_buffered(False)
+        # What was collected was not captured: the store gets it now, then the rest as it
+        # passes.
+        data = b"".join(collected)
+        capture = self._capture_response
+        if capture is not None and data:
+            capture(data)
+        assert self.response_body is not None
+        self.response_body.set_sink(capture)
+        self._start_streaming(self.response_framing, collected=data)
+
+    def send_buffered(self) -> None:
+        """Send the collected response as the hooks left it: its body whole, with its length."""
+        if self.done.done():
+            return
+        response = self.flow.response
+        framing = self.response_framing
+        assert response is not None and framing is not None
+        body = response.raw_content or b""
+        # A HEAD response, a 204 or a 304 keeps the fields the server sent (its Content-Length
+        # describes another body) unless a hook gave it a body.
+        fields = response.headers.fields
+        if framing.kind != "none" or body:
+            fields = with_body_length(fields, len(body))
+        if not self.request_body.done:
+            self.keep_client = False
+        headers = forward_response_headers(
+            fields, close=not self.keep_client, dechunk=self.client_http10
+        )
+        head = response_head(
+            b"HTTP/1.1", response.status_code, response.reason.encode("latin-1"), headers
+        )
+        if self._request.method == b"HEAD":
+            body = b""
+        self.response_started = True
+        _write(self._client, [head, body] if body else [head])
+        capture = self._capture_response
+        if capture is not None and body:
+            capture(body)
+        self.flow.response_body_size = len(body)
+        self._awaiting_send = False
+        self._finish_response(self._clean)
+
+    def _resolve_buffered(self, whole: bool) -> None:
+        waiter = self.response_buffered
+        if waiter is not None and not waiter.done():
+            waiter.set_result(whole)
 
     def _upgraded(self, head: ResponseHead) -> None:
         if not self.upgrade:
@@ -333,7 +559,10 @@ class Exchange:
             )
             return
         self.flow.response = Response(
-            status_code=101, reason=head.reason, http_version=head.version, headers=head.headers
+            status_code=101,
+            reason=head.reason.decode("latin-1"),
+            http_version=head.version.decode("latin-1"),
+            headers=Headers.wrap(head.headers),
         )
         headers = forward_response_headers(head.headers, upgrade=True)
         self._client.write(response_head(b"HTTP/1.1", 101, head.reason, headers))
@@ -347,8 +576,22 @@ class Exchange:
     def _response_complete(self, *, clean: bool) -> None:
         response = self.flow.response
         body = self.response_body
-        if response is not None and body is not None:
-            response.trailers = body.trailers
+        if response is not None and body is not None and body.trailers is not None:
+            response.trailers = Headers.wrap(body.trailers)
+        collected = self._collected
+        if collected is not None and response is not None:
+            # Whole: the hooks run now (the coroutine calls send_buffered after them). The
+            # server's connection rests meanwhile: anything more from it would be garbage.
+            self._collected = None
+            response.raw_content = b"".join(collected)
+            self._clean = clean
+            self._awaiting_send = True
+            self._upstream.gate.pause("hook")
+            self._resolve_buffered(True)
+            return
+        self._finish_response(clean)
+
+    def _finish_response(self, clean: bool) -> None:
         request_done = self.request_body.done
         reuse = (
             clean
@@ -377,6 +620,9 @@ class Exchange:
     def _upstream_ended(self, exc: Exception | None) -> None:
         if self.done.done():
             return
+        if self._awaiting_send:
+            self._clean = False  # the server closed: its connection cannot be reused
+            return
         body = self.response_body
         if body is not None:
             # A close ends a read-until-close body (RFC 9112 §6.3); a reset never does: the
@@ -395,7 +641,8 @@ class Exchange:
                 )
             return
         if self.response_framing is not None:
-            # The head waits for a responseheaders hook: begin_response ends the body.
+            # The head waits for a responseheaders hook: begin_response ends the body (or
+            # the response hooks run on a collected one: send_buffered sends it).
             self._server_ended = True
             self._server_error = exc
             return
@@ -473,6 +720,7 @@ class Exchange:
         self._request_seen()
         if self.response_head is not None and not self.response_head.done():
             self.response_head.set_result(None)
+        self._resolve_buffered(False)
         if not self.done.done():
             self.done.set_result(outcome)
 

@@ -37,7 +37,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Literal, Protocol, cast
 
 from waylay.flow import Flow
-from waylay.http1.head import Headers, header_value
+from waylay.http1.head import Fields, header_value
 from waylay.store.schema import REQUEST_BODY, REQUEST_HEADERS, RESPONSE_BODY, RESPONSE_HEADERS
 
 if TYPE_CHECKING:
@@ -243,7 +243,7 @@ def _regex(token: _Token, expression: str, *, body: bool) -> _Regex:
 # --- what the operators look at -----------------------------------------------------------------
 
 
-def _header_text(headers: Headers, name: bytes) -> str | None:
+def _header_text(headers: Fields, name: bytes) -> str | None:
     value = header_value(headers, name)
     return None if value is None else value.decode("latin-1")
 
@@ -272,12 +272,15 @@ class _Field:
 
 _HOST = _Field(lambda flow: flow.request.host, "f.host")
 _URL = _Field(lambda flow: flow.request.url, "f.url")
-_METHOD = _Field(lambda flow: flow.request.method.decode("latin-1"), "f.method")
+_METHOD = _Field(lambda flow: flow.request.method, "f.method")
 _REQUEST_TYPE = _Field(
-    lambda flow: _header_text(flow.request.headers, b"content-type"), "f.request_content_type"
+    lambda flow: _header_text(flow.request.headers.fields, b"content-type"),
+    "f.request_content_type",
 )
 _RESPONSE_TYPE = _Field(
-    lambda flow: _header_text(flow.response.headers, b"content-type") if flow.response else None,
+    lambda flow: (
+        _header_text(flow.response.headers.fields, b"content-type") if flow.response else None
+    ),
     "f.response_content_type",
 )
 _CLIENT = _Field(
@@ -533,9 +536,9 @@ class _HeaderSearch:
     uses_bodies = False
 
     def matches(self, flow: Flow) -> bool:
-        heads = {REQUEST_HEADERS: flow.request.headers}
+        heads = {REQUEST_HEADERS: flow.request.headers.fields}
         if flow.response is not None:
-            heads[RESPONSE_HEADERS] = flow.response.headers
+            heads[RESPONSE_HEADERS] = flow.response.headers.fields
         return any(
             self.regex.search(f"{name.decode('latin-1')}: {value.decode('latin-1')}")
             for part in self.parts
@@ -576,7 +579,9 @@ class _BodyRegexSearch:
         for part in self.parts:
             message = messages[part.body]
             if message is not None and _body_matches(
-                compiled, message.content, _header_text(message.headers, b"content-encoding")
+                compiled,
+                message.raw_content,
+                _header_text(message.headers.fields, b"content-encoding"),
             ):
                 return True
         return False

@@ -1,55 +1,198 @@
 """The flow model: one request, its response or error, and where and when they happened.
 
-Fields are bytes as they were on the wire (names keep their case, headers their order), so an
-addon or the store sees what the peers said, not a normalised copy. Bodies stream by default:
-``content`` is None unless something asked for the whole body (see hooks.py); the sizes count
-the body bytes that went through either way.
+These are the classes addons see (exported as ``from waylay import Flow, Request, Response``),
+and they read as mitmproxy's do: text for the method, path and reason, a case-insensitive
+`Headers` multi-dict over the wire's own field lines, `content` decoded from its
+Content-Encoding and `raw_content` as it was on the wire (framing undone). What an addon
+changes in a hook is what goes on: waylay sends the request and the response from these
+objects.
+
+Bodies stream by default: `raw_content` is None unless something asked for the whole body —
+an addon with a `request` or `response` hook, or a live filter that reads bodies (hooks.py);
+the sizes count the body bytes that went through either way.
 """
 
 from __future__ import annotations
 
 import itertools
+import json
+import re
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from http import HTTPStatus
+from typing import Any
 
-from waylay.http1.head import Headers
+from waylay.encoding import decode, encode
+from waylay.headers import Headers
+from waylay.tls.clienthello import ClientHello
 
 _flow_ids = itertools.count(1)
 
+# A chunk transformer for a streamed body: each piece as it passes, to what is sent instead.
+StreamTransform = Callable[[bytes], bytes]
+_CHARSET = re.compile(r";\s*charset\s*=\s*\"?([\w.:-]+)", re.IGNORECASE)
+
+
+class _Message:
+    """What requests and responses share: their bodies, read and set as addons do."""
+
+    __slots__ = ()
+    headers: Headers
+    raw_content: bytes | None
+
+    @property
+    def content(self) -> bytes | None:
+        """The body with its Content-Encoding (gzip, deflate, br, zstd) undone; None while
+        the body streams. ValueError when it cannot be decoded. Setting it encodes the new
+        body the same way and sets Content-Length to match."""
+        if self.raw_content is None:
+            return None
+        return decode(self.raw_content, self.headers.get("content-encoding"))
+
+    @content.setter
+    def content(self, value: bytes | None) -> None:
+        # The subclasses' slots hold raw_content (mypy cannot see them from here).
+        raw = None if value is None else encode(value, self.headers.get("content-encoding"))
+        self.raw_content = raw  # type: ignore[misc]
+        if raw is not None and "content-length" in self.headers:
+            self.headers["content-length"] = str(len(raw))
+
+    def get_content(self, *, strict: bool = True) -> bytes | None:
+        """``content``; with ``strict=False``, the raw bytes when they cannot be decoded."""
+        try:
+            return self.content
+        except ValueError:
+            if strict:
+                raise
+            return self.raw_content
+
+    @property
+    def charset(self) -> str:
+        """The Content-Type's charset, else UTF-8."""
+        match = _CHARSET.search(self.headers.get("content-type", ""))
+        return match.group(1) if match else "utf-8"
+
+    @property
+    def text(self) -> str | None:
+        """The decoded body as text, in its charset (undecodable bytes replaced)."""
+        content = self.content
+        if content is None:
+            return None
+        try:
+            return content.decode(self.charset, "replace")
+        except LookupError:  # a charset Python does not know
+            return content.decode("utf-8", "replace")
+
+    @text.setter
+    def text(self, value: str) -> None:
+        try:
+            self.content = value.encode(self.charset)
+        except (LookupError, UnicodeEncodeError):
+            self.content = value.encode("utf-8")
+
+    def json(self, **kwargs: Any) -> Any:
+        """The body parsed as JSON (ValueError when it is not)."""
+        content = self.content
+        if content is None:
+            raise ValueError("the body streamed: no content to parse (see docs/addons.md)")
+        return json.loads(content, **kwargs)
+
 
 @dataclass(slots=True)
-class Request:
-    method: bytes
+class Request(_Message):
+    method: str
     scheme: str
     host: str
     port: int
-    path: bytes
-    http_version: bytes
+    path: str
+    http_version: str
     headers: Headers
-    content: bytes | None = None
+    raw_content: bytes | None = None
     trailers: Headers | None = None
+    # Set in a requestheaders hook: True streams the body even though a request hook would
+    # see it whole; a function transforms each piece as it streams.
+    stream: bool | StreamTransform = False
 
     @property
     def url(self) -> str:
-        """The URL as a user would type it (for CONNECT, the `host:port` it names)."""
+        """The URL as a user would type it (for CONNECT, the `host:port` it names).
+
+        Setting it changes the scheme, host, port and path: the request goes there instead.
+        """
         host = f"[{self.host}]" if ":" in self.host else self.host
-        if self.method == b"CONNECT":
+        if self.method == "CONNECT":
             return f"{host}:{self.port}"
         if self.scheme == "tcp":
             return f"tcp://{host}:{self.port}"
         default = 443 if self.scheme == "https" else 80
         port = "" if self.port == default else f":{self.port}"
-        path = "" if self.path == b"*" else self.path.decode("ascii", "replace")  # OPTIONS *
+        path = "" if self.path == "*" else self.path  # OPTIONS *
         return f"{self.scheme}://{host}{port}{path}"
+
+    @url.setter
+    def url(self, value: str) -> None:
+        from waylay.errors import ProtocolError
+        from waylay.http1.head import parse_target
+
+        try:
+            target = parse_target(b"GET", value.encode("utf-8"))
+        except ProtocolError as exc:
+            raise ValueError(f"{value!r}: {exc.reason}") from None
+        if target.form != "absolute":
+            raise ValueError(f"{value!r} is not an absolute http:// or https:// URL")
+        self.scheme, self.host, self.port = target.scheme, target.host, target.port
+        self.path = target.path.decode("ascii")
+
+    @property
+    def pretty_host(self) -> str:
+        """The host the client asked for: its Host header, else the host it connected to."""
+        from waylay.errors import ProtocolError
+        from waylay.http1.head import parse_host
+
+        value = self.headers.get("host")
+        if value:
+            try:
+                return parse_host(value.encode("latin-1"), 80)[0]
+            except ProtocolError:
+                pass
+        return self.host
+
+    @property
+    def query(self) -> list[tuple[str, str]]:
+        """The query string's name/value pairs, decoded, in order."""
+        from urllib.parse import parse_qsl
+
+        _, _, query = self.path.partition("?")
+        return parse_qsl(query, keep_blank_values=True)
 
 
 @dataclass(slots=True)
-class Response:
+class Response(_Message):
     status_code: int
-    reason: bytes
-    http_version: bytes
+    reason: str
+    http_version: str
     headers: Headers
-    content: bytes | None = None
+    raw_content: bytes | None = None
     trailers: Headers | None = None
+    # Set in a responseheaders hook: as Request.stream.
+    stream: bool | StreamTransform = False
+
+    @classmethod
+    def make(
+        cls,
+        status_code: int = 200,
+        content: bytes | str = b"",
+        headers: Mapping[str, str] | Iterable[tuple[str | bytes, str | bytes]] = (),
+    ) -> Response:
+        """A response an addon answers with (set it as ``flow.response`` in a request hook:
+        the server is never contacted). Text content is sent as UTF-8."""
+        body = content.encode("utf-8") if isinstance(content, str) else bytes(content)
+        try:
+            reason = HTTPStatus(status_code).phrase
+        except ValueError:
+            reason = ""
+        response = cls(status_code, reason, "HTTP/1.1", Headers(headers), raw_content=body)
+        return response
 
 
 @dataclass(slots=True)
@@ -68,6 +211,30 @@ class Timestamps:
     request_sent: float = 0.0
     first_response_byte: float = 0.0
     end: float = 0.0
+
+
+@dataclass(slots=True)
+class TcpMessage:
+    """What one side of a TCP flow sent at once (the tcp_message hook may change content)."""
+
+    from_client: bool
+    content: bytes
+    timestamp: float
+
+
+@dataclass(slots=True)
+class ClientHelloData:
+    """What the tls_clienthello hook sees of a TLS connection about to be intercepted."""
+
+    client_hello: ClientHello
+    client_address: tuple[str, int]
+    # Where the connection goes: the CONNECT target, or the original destination.
+    server_address: tuple[str, int]
+    # Set True to relay the connection untouched instead (the real server's certificate).
+    ignore_connection: bool = False
+
+
+KILLED = Error("killed by an addon", "killed")
 
 
 @dataclass(slots=True)
@@ -94,6 +261,14 @@ class Flow:
     # The stored flow this one replays (waylay replay), if any.
     replay_of: int | None = None
     kind: str = "http"
+    # Set in requestheaders: neither body is buffered for request/response hooks.
+    stream: bool = False
+    # A TCP flow's last message, for tcp_message hooks (only the last: memory stays flat).
+    messages: list[TcpMessage] | None = None
+    # Paused by intercept(); who waits for resume() (the connection) is told through
+    # _on_resume.
+    _intercepted: bool = False
+    _on_resume: Callable[[], None] | None = None
 
     @property
     def duration(self) -> float:
@@ -101,6 +276,32 @@ class Flow:
         if not self.timestamps.end:
             return 0.0
         return self.timestamps.end - self.timestamps.start
+
+    # -- what addons do to a flow ---------------------------------------------------------
+
+    @property
+    def killed(self) -> bool:
+        return self.error is not None and self.error.code == KILLED.code
+
+    def kill(self) -> None:
+        """Drop the flow: nothing more is sent for it, and its client's connection closes."""
+        self.error = KILLED
+        self.resume()
+
+    @property
+    def intercepted(self) -> bool:
+        return self._intercepted
+
+    def intercept(self) -> None:
+        """Pause the flow after the current hook, until resume() (other flows go on)."""
+        self._intercepted = True
+
+    def resume(self) -> None:
+        """Let an intercepted flow go on, with whatever was changed meanwhile."""
+        self._intercepted = False
+        wake, self._on_resume = self._on_resume, None
+        if wake is not None:
+            wake()
 
 
 @dataclass(slots=True)

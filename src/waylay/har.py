@@ -56,7 +56,8 @@ from waylay import __version__
 from waylay.errors import ConfigError
 from waylay.filters import Filter, register_functions
 from waylay.flow import Error, Flow, Request, Response, Timestamps
-from waylay.http1.head import Headers, header_value, header_values
+from waylay.headers import Headers
+from waylay.http1.head import Fields, header_value, header_values
 from waylay.store.bulk import append_flows
 from waylay.store.reader import body, iter_flows, open_readonly
 from waylay.store.schema import REQUEST_BODY, RESPONSE_BODY
@@ -162,20 +163,20 @@ def _timings(ts: Timestamps) -> tuple[float, dict[str, float]]:
     return _ms(end - start), timings
 
 
-def _fields(headers: Headers) -> list[dict[str, str]]:
+def _fields(headers: Fields) -> list[dict[str, str]]:
     return [{"name": n.decode("latin-1"), "value": v.decode("latin-1")} for n, v in headers]
 
 
 def _request_entry(flow: Flow, request_body: bytes | None) -> dict[str, Any]:
     request = flow.request
-    path = request.path.decode("ascii", "replace")
+    path = request.path
     query = path.partition("?")[2]
     entry: dict[str, Any] = {
-        "method": request.method.decode("latin-1"),
+        "method": request.method,
         "url": request.url,
-        "httpVersion": request.http_version.decode("latin-1"),
-        "cookies": _request_cookies(request.headers),
-        "headers": _fields(request.headers),
+        "httpVersion": request.http_version,
+        "cookies": _request_cookies(request.headers.fields),
+        "headers": _fields(request.headers.fields),
         "queryString": [
             {"name": name, "value": value}
             for name, value in parse_qsl(query, keep_blank_values=True, errors="replace")
@@ -184,7 +185,7 @@ def _request_entry(flow: Flow, request_body: bytes | None) -> dict[str, Any]:
         "bodySize": flow.request_body_size,
     }
     if request_body:
-        mime_type = _text(header_value(request.headers, b"content-type")) or ""
+        mime_type = _text(header_value(request.headers.fields, b"content-type")) or ""
         post: dict[str, Any] = {"mimeType": mime_type}
         post.update(_body_text(request_body, mime_type))
         entry["postData"] = post
@@ -206,10 +207,10 @@ def _response_entry(flow: Flow, response_body: bytes | None, limit: int) -> dict
             "headersSize": -1,
             "bodySize": -1,
         }
-    mime_type = _text(header_value(response.headers, b"content-type")) or "x-unknown"
+    mime_type = _text(header_value(response.headers.fields, b"content-type")) or "x-unknown"
     content: dict[str, Any] = {"size": flow.response_body_size, "mimeType": mime_type}
     if response_body is not None:
-        encoding = _text(header_value(response.headers, b"content-encoding"))
+        encoding = _text(header_value(response.headers.fields, b"content-encoding"))
         decoded = decode_content(response_body, encoding, limit=limit)
         if decoded is None:
             content["_waylay_encoded"] = True
@@ -220,12 +221,12 @@ def _response_entry(flow: Flow, response_body: bytes | None, limit: int) -> dict
         content.update(_body_text(decoded, mime_type))
     return {
         "status": response.status_code,
-        "statusText": response.reason.decode("latin-1"),
-        "httpVersion": response.http_version.decode("latin-1"),
-        "cookies": _response_cookies(response.headers),
-        "headers": _fields(response.headers),
+        "statusText": response.reason,
+        "httpVersion": response.http_version,
+        "cookies": _response_cookies(response.headers.fields),
+        "headers": _fields(response.headers.fields),
         "content": content,
-        "redirectURL": _text(header_value(response.headers, b"location")) or "",
+        "redirectURL": _text(header_value(response.headers.fields, b"location")) or "",
         "headersSize": -1,
         "bodySize": flow.response_body_size,
     }
@@ -308,7 +309,7 @@ def _gunzip(data: bytes, limit: int) -> bytes | None:
             return b"".join(out)
 
 
-def _request_cookies(headers: Headers) -> list[dict[str, str]]:
+def _request_cookies(headers: Fields) -> list[dict[str, str]]:
     cookies = []
     for value in header_values(headers, b"cookie"):
         for pair in value.decode("latin-1").split(";"):
@@ -318,7 +319,7 @@ def _request_cookies(headers: Headers) -> list[dict[str, str]]:
     return cookies
 
 
-def _response_cookies(headers: Headers) -> list[dict[str, Any]]:
+def _response_cookies(headers: Fields) -> list[dict[str, Any]]:
     cookies = []
     for value in header_values(headers, b"set-cookie"):
         pair, *attributes = value.decode("latin-1").split(";")
@@ -358,13 +359,13 @@ def entry_to_flow(entry: dict[str, Any]) -> tuple[Flow, bytes | None, bytes | No
     scheme, host, port, path = _split_url(url, connect=method == "CONNECT")
     headers = _header_fields(request_entry, "request.headers", request=True)
     request = Request(
-        method=method.encode("ascii"),
+        method=method,
         scheme=scheme,
         host=host,
         port=port,
-        path=path.encode("ascii"),
+        path=path,
         http_version=_http_version(request_entry, "request.httpVersion"),
-        headers=headers,
+        headers=Headers.wrap(headers),
     )
     request_body = _post_data(request_entry)
     flow = Flow(client_address=IMPORT_CLIENT, request=request)
@@ -449,9 +450,9 @@ def _split_url(url: str, *, connect: bool) -> tuple[str, str, int, str]:
     return scheme, parts.hostname, port or _DEFAULT_PORTS[scheme], quote(path, safe=_PATH_SAFE)
 
 
-def _http_version(parent: dict[str, Any], where: str) -> bytes:
+def _http_version(parent: dict[str, Any], where: str) -> str:
     version = _string(parent, where)
-    return _HTTP_VERSIONS.get(version.lower(), version).encode("latin-1", "replace")
+    return _HTTP_VERSIONS.get(version.lower(), version)
 
 
 def _field_bytes(value: str, where: str) -> bytes:
@@ -463,11 +464,11 @@ def _field_bytes(value: str, where: str) -> bytes:
         return value.encode("utf-8")
 
 
-def _header_fields(parent: dict[str, Any], where: str, *, request: bool) -> Headers:
+def _header_fields(parent: dict[str, Any], where: str, *, request: bool) -> Fields:
     fields = parent.get(where.rpartition(".")[2]) or []
     if not isinstance(fields, list):
         raise ConfigError(f"{where} is not a list")
-    headers: Headers = []
+    headers: Fields = []
     authority: bytes | None = None
     for index, field in enumerate(fields):
         here = f"{where}[{index}]"
@@ -539,9 +540,9 @@ def _response(response_entry: dict[str, Any]) -> tuple[Response, bytes | None, i
     reason = _field_bytes(_string(response_entry, "response.statusText"), "response.statusText")
     response = Response(
         status_code=response_entry["status"],
-        reason=reason,
+        reason=reason.decode("latin-1"),
         http_version=_http_version(response_entry, "response.httpVersion"),
-        headers=headers,
+        headers=Headers.wrap(headers),
     )
     size = len(data) if data is not None else _size(content, "size")
     return response, data, size

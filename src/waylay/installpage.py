@@ -26,12 +26,12 @@ if TYPE_CHECKING:
 
 INSTALL_HOST = "waylay.test"
 
-Headers = list[tuple[bytes, bytes]]
+Fields = list[tuple[bytes, bytes]]
 
 
 class InstallResponse(NamedTuple):
     status: int
-    headers: Headers
+    headers: Fields
     body: bytes
 
 
@@ -221,7 +221,7 @@ def _html(status: int, text: str) -> InstallResponse:
     )
 
 
-def _response(status: int, body: bytes, headers: Headers) -> InstallResponse:
+def _response(status: int, body: bytes, headers: Fields) -> InstallResponse:
     return InstallResponse(
         status,
         [

@@ -36,11 +36,13 @@ REPLAY_CLIENT = ("replay", 0)
 def request_bytes(flow: Flow, request_body: bytes) -> bytes:
     """The stored request as a client would send it to a proxy: absolute form, same fields."""
     request = flow.request
-    head = request_head(request.method, request.url.encode("ascii"), request.headers)
-    encoding = header_value(request.headers, b"transfer-encoding")
+    fields = request.headers.fields
+    head = request_head(request.method.encode("latin-1"), request.url.encode("ascii"), fields)
+    encoding = header_value(fields, b"transfer-encoding")
     if encoding is not None and encoding.lower().endswith(b"chunked"):
         # The store keeps the payload without its chunk framing: frame it again.
-        return head + chunk(request_body) + last_chunk(request.trailers or ())
+        trailers = request.trailers.fields if request.trailers else ()
+        return head + chunk(request_body) + last_chunk(trailers)
     return head + request_body
 
 
@@ -136,7 +138,7 @@ async def replay_stored(ctx: ProxyContext, only: Filter | None = None) -> int:
             if flow.kind != "http":
                 log.warning("flow %s is a raw TCP connection: not replayed", store_id)
                 continue
-            if flow.request.method == b"CONNECT":
+            if flow.request.method == "CONNECT":
                 log.warning("flow %s is a CONNECT tunnel: not replayed", store_id)
                 continue
             if flow.capture_flags & (REQUEST_TRUNCATED | REQUEST_DROPPED):

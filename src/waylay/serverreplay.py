@@ -22,8 +22,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from waylay.flow import Flow, Response
-from waylay.http1.forwarding import forward_response_headers
-from waylay.http1.head import Headers
 from waylay.store.reader import body, iter_flows, open_readonly
 from waylay.store.schema import (
     REQUEST_BODY,
@@ -46,16 +44,6 @@ class StoredAnswer:
     response: Response
     body: bytes
 
-    def head_fields(self, *, close: bool) -> Headers:
-        """The stored fields as waylay sends them: the body's length, never chunked."""
-        fields = [
-            (name, value)
-            for name, value in forward_response_headers(self.response.headers, close=close)
-            if name.lower() not in (b"content-length", b"transfer-encoding")
-        ]
-        fields.append((b"Content-Length", b"%d" % len(self.body)))
-        return fields
-
 
 class ServerReplay:
     """The stored responses of one flow database, by (method, URL)."""
@@ -65,15 +53,15 @@ class ServerReplay:
         self.strict = strict
         self.ignore_content = ignore_content
         self._db = open_readonly(path)
-        self._index: dict[tuple[bytes, str], list[int]] = {}
-        self._served: dict[tuple[bytes, str, bytes | None], int] = {}
+        self._index: dict[tuple[str, str], list[int]] = {}
+        self._served: dict[tuple[str, str, bytes | None], int] = {}
         # Stored flows whose request body was not kept whole: they match only without bodies.
         self._unknown_body: set[int] = set()
         self._digests: dict[int, bytes] = {}
         for flow in iter_flows(
             self._db, "f.kind = 'http' AND f.status IS NOT NULL AND f.status >= 200"
         ):
-            if flow.capture_flags & _INCOMPLETE or flow.request.method == b"CONNECT":
+            if flow.capture_flags & _INCOMPLETE or flow.request.method == "CONNECT":
                 continue
             assert flow.store_id is not None
             self._index.setdefault(_key(flow), []).append(flow.store_id)
@@ -133,7 +121,7 @@ class ServerReplay:
         self._db.close()
 
 
-def _key(flow: Flow) -> tuple[bytes, str]:
+def _key(flow: Flow) -> tuple[str, str]:
     return (flow.request.method, flow.request.url)
 
 

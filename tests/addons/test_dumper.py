@@ -9,10 +9,11 @@ import pytest
 
 from waylay.addons.dumper import Dumper, human_duration, human_size
 from waylay.flow import Error, Flow, Request, Response, Timestamps
+from waylay.headers import Headers
 
 
 def _flow(**kwargs: object) -> Flow:
-    request = Request(b"GET", "http", "api.example.test", 8080, b"/a?b=1", b"HTTP/1.1", [])
+    request = Request("GET", "http", "api.example.test", 8080, "/a?b=1", "HTTP/1.1", Headers())
     flow = Flow(("127.0.0.1", 5555), request, timestamps=Timestamps(start=1000.0, end=1000.25))
     for name, value in kwargs.items():
         setattr(flow, name, value)
@@ -21,7 +22,7 @@ def _flow(**kwargs: object) -> Flow:
 
 def test_response_line_plain() -> None:
     out = io.StringIO()
-    flow = _flow(response=Response(200, b"OK", b"HTTP/1.1", []), response_body_size=1536)
+    flow = _flow(response=Response(200, "OK", "HTTP/1.1", Headers()), response_body_size=1536)
     Dumper(out, colour=False).response(flow)
     line = out.getvalue()
     assert re.fullmatch(
@@ -64,7 +65,7 @@ def test_human_duration(seconds: float, text: str) -> None:
 
 def test_tcp_line() -> None:
     out = io.StringIO()
-    request = Request(b"", "tcp", "2001:2:2::2", 7, b"", b"", [])
+    request = Request("", "tcp", "2001:2:2::2", 7, "", "", Headers())
     flow = Flow(
         ("198.18.1.2", 5555), request, timestamps=Timestamps(1000.0, end=1002.0), kind="tcp"
     )

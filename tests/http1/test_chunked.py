@@ -10,7 +10,7 @@ import pytest
 
 from waylay.errors import HeadTooLarge, ProtocolError
 from waylay.http1.body import ChunkedDecoder
-from waylay.http1.head import Headers
+from waylay.http1.head import Fields
 
 NEXT = b"GET /next HTTP/1.1\r\n"
 
@@ -44,7 +44,7 @@ VALID: list[object] = [
 
 def decode(
     pieces: list[bytes], decoder: ChunkedDecoder | None = None
-) -> tuple[bytes, Headers, bytes]:
+) -> tuple[bytes, Fields, bytes]:
     """Feed ``pieces`` in order; the payload, the trailers and every byte not consumed."""
     decoder = decoder or ChunkedDecoder()
     payload = []
@@ -63,18 +63,18 @@ def decode(
 
 
 @pytest.mark.parametrize(("body", "payload", "trailers"), VALID)
-def test_whole(body: bytes, payload: bytes, trailers: Headers) -> None:
+def test_whole(body: bytes, payload: bytes, trailers: Fields) -> None:
     assert decode([body + NEXT]) == (payload, trailers, NEXT)
 
 
 @pytest.mark.parametrize(("body", "payload", "trailers"), VALID)
-def test_byte_by_byte(body: bytes, payload: bytes, trailers: Headers) -> None:
+def test_byte_by_byte(body: bytes, payload: bytes, trailers: Fields) -> None:
     data = body + NEXT
     assert decode([data[i : i + 1] for i in range(len(data))]) == (payload, trailers, NEXT)
 
 
 @pytest.mark.parametrize(("body", "payload", "trailers"), VALID)
-def test_every_split_point(body: bytes, payload: bytes, trailers: Headers) -> None:
+def test_every_split_point(body: bytes, payload: bytes, trailers: Fields) -> None:
     data = body + NEXT
     for cut in range(len(data) + 1):
         assert decode([data[:cut], data[cut:]]) == (payload, trailers, NEXT), cut

@@ -18,7 +18,7 @@ from waylay.http1.forwarding import (
     is_upgrade_request,
     server_keep_alive,
 )
-from waylay.http1.head import Headers, RequestHead, ResponseHead
+from waylay.http1.head import Fields, RequestHead, ResponseHead
 
 
 def test_hop_by_hop_set() -> None:
@@ -51,7 +51,7 @@ CONNECTION_TOKENS = [
 
 
 @pytest.mark.parametrize(("headers", "tokens"), CONNECTION_TOKENS)
-def test_connection_tokens(headers: Headers, tokens: frozenset[bytes]) -> None:
+def test_connection_tokens(headers: Fields, tokens: frozenset[bytes]) -> None:
     assert connection_tokens(headers) == tokens
 
 
@@ -118,7 +118,7 @@ FORWARD_REQUEST = [
 
 
 @pytest.mark.parametrize(("headers", "expected"), FORWARD_REQUEST)
-def test_forward_request_headers(headers: Headers, expected: Headers) -> None:
+def test_forward_request_headers(headers: Fields, expected: Fields) -> None:
     assert forward_request_headers(headers, b"new.example") == expected
 
 
@@ -142,7 +142,7 @@ CANONICAL_FRAMING = [
 
 
 @pytest.mark.parametrize(("framing", "expected"), CANONICAL_FRAMING)
-def test_framing_fields_forwarded_in_canonical_form(framing: Headers, expected: Headers) -> None:
+def test_framing_fields_forwarded_in_canonical_form(framing: Fields, expected: Fields) -> None:
     assert forward_request_headers([(b"Host", b"h"), *framing], b"h") == [
         (b"Host", b"h"),
         *expected,
@@ -183,7 +183,7 @@ UPGRADE_REQUESTS = [
 
 
 @pytest.mark.parametrize(("headers", "expected"), UPGRADE_REQUESTS)
-def test_is_upgrade_request(headers: Headers, expected: bool) -> None:
+def test_is_upgrade_request(headers: Fields, expected: bool) -> None:
     head = RequestHead(b"GET", b"/", b"HTTP/1.1", [(b"Host", b"a"), *headers])
     assert is_upgrade_request(head) is expected
 
@@ -256,7 +256,7 @@ CLIENT_KEEP_ALIVE = [
 
 
 @pytest.mark.parametrize(("version", "headers", "expected"), CLIENT_KEEP_ALIVE)
-def test_client_keep_alive(version: bytes, headers: Headers, expected: bool) -> None:
+def test_client_keep_alive(version: bytes, headers: Fields, expected: bool) -> None:
     assert client_keep_alive(RequestHead(b"GET", b"/", version, headers)) is expected
 
 
@@ -272,7 +272,7 @@ SERVER_KEEP_ALIVE = [
 
 
 @pytest.mark.parametrize(("version", "headers", "expected"), SERVER_KEEP_ALIVE)
-def test_server_keep_alive(version: bytes, headers: Headers, expected: bool) -> None:
+def test_server_keep_alive(version: bytes, headers: Fields, expected: bool) -> None:
     assert server_keep_alive(ResponseHead(version, 200, b"OK", headers)) is expected
 
 
@@ -280,7 +280,7 @@ def test_server_keep_alive(version: bytes, headers: Headers, expected: bool) -> 
 
 
 def test_trailers_that_frame_route_or_belong_to_the_connection_are_not_forwarded() -> None:
-    trailers: Headers = [
+    trailers: Fields = [
         (b"X-Checksum", b"abc"),
         (b"Content-Length", b"5"),
         (b"transfer-encoding", b"chunked"),

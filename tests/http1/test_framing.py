@@ -10,7 +10,7 @@ import pytest
 
 from waylay.errors import ProtocolError
 from waylay.http1.body import Framing, request_framing, response_framing
-from waylay.http1.head import Headers, RequestHead, ResponseHead, parse_request_head
+from waylay.http1.head import Fields, RequestHead, ResponseHead, parse_request_head
 
 CL = b"Content-Length"
 TE = b"Transfer-Encoding"
@@ -94,7 +94,7 @@ REQUESTS: list[object] = [
 
 
 @pytest.mark.parametrize(("headers", "expected"), REQUESTS)
-def test_request_framing(headers: Headers, expected: Framing | int) -> None:
+def test_request_framing(headers: Fields, expected: Framing | int) -> None:
     head = RequestHead(b"POST", b"/", b"HTTP/1.1", [(b"Host", b"a"), *headers])
     if isinstance(expected, Framing):
         assert request_framing(head) == expected
@@ -185,7 +185,7 @@ RESPONSES: list[object] = [
 
 @pytest.mark.parametrize(("method", "status", "headers", "expected"), RESPONSES)
 def test_response_framing(
-    method: bytes, status: int, headers: Headers, expected: Framing | int
+    method: bytes, status: int, headers: Fields, expected: Framing | int
 ) -> None:
     head = ResponseHead(b"HTTP/1.1", status, b"", headers)
     if isinstance(expected, Framing):

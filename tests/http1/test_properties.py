@@ -24,7 +24,7 @@ from tests.http1.test_differential import BASE, RESPONSE, mutated
 from waylay.errors import HeadTooLarge, ProtocolError
 from waylay.http1.body import ChunkedDecoder, Framing, request_framing, response_framing
 from waylay.http1.head import (
-    Headers,
+    Fields,
     RequestHead,
     ResponseHead,
     find_head_end,
@@ -63,7 +63,7 @@ targets = st.text(alphabet=VCHAR.decode(), max_size=40).map(lambda path: b"/" + 
 @st.composite
 def request_heads(draw: st.DrawFn) -> RequestHead:
     version = draw(st.sampled_from([b"HTTP/1.1", b"HTTP/1.0"]))
-    headers: Headers = draw(fields)
+    headers: Fields = draw(fields)
     if version == b"HTTP/1.1" or draw(st.booleans()):
         where = draw(st.integers(0, len(headers)))
         host_name = draw(st.sampled_from([b"Host", b"host", b"HOST"]))
@@ -185,7 +185,7 @@ framing_fields = st.lists(
 
 
 @given(framing_fields, st.sampled_from([b"HTTP/1.1", b"HTTP/1.0"]), st.integers(100, 999))
-def test_random_framing_values(headers: Headers, version: bytes, status: int) -> None:
+def test_random_framing_values(headers: Fields, version: bytes, status: int) -> None:
     with contextlib.suppress(ProtocolError):
         request_framing(RequestHead(b"POST", b"/", version, headers))
     with contextlib.suppress(ProtocolError):
@@ -194,7 +194,7 @@ def test_random_framing_values(headers: Headers, version: bytes, status: int) ->
 
 def decode_split(
     data: bytes, cuts: list[int], decoder: ChunkedDecoder | None = None
-) -> tuple[bytes, Headers, int]:
+) -> tuple[bytes, Fields, int]:
     """Feed ``data`` cut at ``cuts``: payload, trailers and how many bytes were consumed."""
     decoder = decoder or ChunkedDecoder()
     payload: list[bytes] = []
@@ -212,7 +212,7 @@ def decode_split(
     return b"".join(payload), decoder.trailers if decoder.done else [], consumed
 
 
-def outcome(data: bytes, cuts: list[int]) -> tuple[bytes, Headers, int] | str:
+def outcome(data: bytes, cuts: list[int]) -> tuple[bytes, Fields, int] | str:
     try:
         decoder = ChunkedDecoder(max_chunk_line=64, max_trailer_size=256, max_trailers=4)
         return decode_split(data, cuts, decoder)
@@ -243,7 +243,7 @@ def test_random_bytes_chunked_split_invariant(data: bytes, draw: st.DataObject) 
     st.data(),
 )
 def test_chunked_round_trip(
-    pieces: list[bytes], trailers: Headers, after: bytes, draw: st.DataObject
+    pieces: list[bytes], trailers: Fields, after: bytes, draw: st.DataObject
 ) -> None:
     body = b"".join(chunk(piece) for piece in pieces) + last_chunk(trailers)
     data = body + after
@@ -275,7 +275,7 @@ def test_head_end_found_early_is_final(head: bytes, tail: bytes, data: st.DataOb
 # --- 6. what an accepted head holds -------------------------------------------------------------
 
 
-def assert_clean(headers: Headers) -> None:
+def assert_clean(headers: Fields) -> None:
     """Names are tokens; values hold no CR, LF or control byte but HTAB, and no outer OWS."""
     for name, value in headers:
         assert name and not name.translate(None, TCHAR.encode()), name

@@ -12,6 +12,7 @@ import pytest
 
 from waylay.errors import ConfigError
 from waylay.flow import Flow, Request, Response, Timestamps
+from waylay.headers import Headers
 from waylay.store.flowstore import CHUNK_SIZE, FlowStore
 from waylay.store.reader import body, iter_flows, open_readonly
 from waylay.store.schema import (
@@ -23,10 +24,10 @@ from waylay.store.schema import (
 
 
 def _flow(path: str = "/") -> Flow:
-    request = Request(b"GET", "http", "origin.example.test", 80, path.encode(), b"HTTP/1.1",
-                      [(b"Host", b"origin.example.test")])  # fmt: skip
+    request = Request("GET", "http", "origin.example.test", 80, path, "HTTP/1.1",
+                      Headers([(b"Host", b"origin.example.test")]))  # fmt: skip
     flow = Flow(("127.0.0.1", 4000), request, timestamps=Timestamps(start=1.0, end=2.0))
-    flow.response = Response(200, b"OK", b"HTTP/1.1", [(b"Content-Length", b"3")])
+    flow.response = Response(200, "OK", "HTTP/1.1", Headers([(b"Content-Length", b"3")]))
     return flow
 
 
@@ -44,7 +45,7 @@ def test_flows_are_written_and_read_back_in_order(tmp_path: Path) -> None:
     _run(store, lambda: [store.append(_flow(f"/{n}")) for n in range(250)])
     store.close()
     db = open_readonly(path)
-    assert [f.request.path for f in iter_flows(db)] == [f"/{n}".encode() for n in range(250)]
+    assert [f.request.path for f in iter_flows(db)] == [f"/{n}" for n in range(250)]
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
 
 
@@ -161,7 +162,7 @@ def test_a_proxy_and_an_import_writing_one_file_never_share_ids(tmp_path: Path) 
     store.close()
     db = open_readonly(path)
     stored = {f.request.path: f.store_id for f in iter_flows(db)}
-    assert stored == {b"/imported": imported[0], b"/recorded": 1}
+    assert stored == {"/imported": imported[0], "/recorded": 1}
     assert imported[0] != 1
 
 
@@ -192,7 +193,7 @@ def test_a_file_that_is_not_a_flow_database_is_refused(tmp_path: Path, content: 
 def test_a_tcp_flow_round_trips_with_its_first_bytes_capped(tmp_path: Path) -> None:
     path = tmp_path / "flows.db"
     store = FlowStore(path)
-    request = Request(b"", "tcp", "198.18.2.2", 7, b"", b"", [])
+    request = Request("", "tcp", "198.18.2.2", 7, "", "", Headers())
     flow = Flow(
         ("198.18.1.2", 4000), request, timestamps=Timestamps(start=1.0, end=2.0), kind="tcp"
     )
@@ -212,7 +213,7 @@ def test_a_tcp_flow_round_trips_with_its_first_bytes_capped(tmp_path: Path) -> N
     db = open_readonly(path)
     (stored,) = iter_flows(db)
     assert stored.kind == "tcp" and stored.request.url == "tcp://198.18.2.2:7"
-    assert stored.request.method == b"" and stored.response is None
+    assert stored.request.method == "" and stored.response is None
     assert (stored.request_body_size, stored.response_body_size) == (100, 5000)
     assert body(db, stored.store_id, REQUEST_BODY) == b"u" * 100
     assert body(db, stored.store_id, RESPONSE_BODY) == b"d" * 3000 + b"e" * 1096

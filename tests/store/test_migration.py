@@ -13,6 +13,7 @@ import pytest
 
 from waylay.errors import ConfigError
 from waylay.flow import Flow, Request, Response, Timestamps
+from waylay.headers import Headers
 from waylay.store.flowstore import open_database
 from waylay.store.reader import body, iter_flows, open_readonly
 from waylay.store.rows import INSERT_BODY, INSERT_FLOW, INSERT_HEAD, flow_row, head_rows
@@ -46,10 +47,11 @@ def _flows() -> list[tuple[Flow, bytes, bytes]]:
     flows = []
     for n in range(1, 4):
         request = Request(
-            b"POST", "https", "api.example.test", 443, b"/v1/%d" % n, b"HTTP/1.1",
-            list(REQUEST_FIELDS), trailers=[(b"X-Sum", b"%d" % n)] if n == 2 else None,
+            "POST", "https", "api.example.test", 443, f"/v1/{n}", "HTTP/1.1",
+            Headers(list(REQUEST_FIELDS)),
+            trailers=Headers([(b"X-Sum", b"%d" % n)]) if n == 2 else None,
         )  # fmt: skip
-        response = Response(200, b"OK", b"HTTP/1.1", list(RESPONSE_FIELDS))
+        response = Response(200, "OK", "HTTP/1.1", Headers(list(RESPONSE_FIELDS)))
         flow = Flow(
             ("127.0.0.1", 5000 + n),
             request,
@@ -75,7 +77,8 @@ def _write_v1(path: Path) -> None:
             heads.append((1, flow.response.headers if flow.response else None))
             # Rows in reverse: idx, not the order of insertion, is the fields' order.
             for part, fields in reversed(heads):
-                for idx, (name, value) in reversed(list(enumerate(fields or []))):
+                lines = fields.fields if fields is not None else []
+                for idx, (name, value) in reversed(list(enumerate(lines))):
                     db.execute(
                         V1_INSERT_HEADER,
                         (n, part, idx, name.decode("latin-1"), value.decode("latin-1")),

@@ -9,6 +9,7 @@ import pytest
 
 from waylay.errors import ConfigError
 from waylay.flow import Error, Flow, Request, Response, Timestamps
+from waylay.headers import Headers
 from waylay.store.rows import (
     INSERT_FLOW,
     INSERT_HEAD,
@@ -78,17 +79,17 @@ def test_a_flow_round_trips_through_its_rows(tmp_path: Path) -> None:
     flow = Flow(
         ("127.0.0.1", 5000),
         Request(
-            b"POST",
+            "POST",
             "https",
             "api.example.test",
             8443,
-            b"/v1/x?q=1",
-            b"HTTP/1.1",
-            [(b"Host", b"api.example.test:8443"), (b"X-Bin", b"\xe9t\xe9")],
-            trailers=[(b"X-Sum", b"1")],
+            "/v1/x?q=1",
+            "HTTP/1.1",
+            Headers([(b"Host", b"api.example.test:8443"), (b"X-Bin", b"\xe9t\xe9")]),
+            trailers=Headers([(b"X-Sum", b"1")]),
         ),
         server_address=("127.0.0.1", 8443),
-        response=Response(200, b"OK", b"HTTP/1.1", [(b"Content-Type", b"application/json")]),
+        response=Response(200, "OK", "HTTP/1.1", Headers([(b"Content-Type", b"application/json")])),
         error=Error("the server closed the connection mid-response", "upstream-error"),
         timestamps=Timestamps(start=1000.5, end=1001.25),
         request_body_size=3,

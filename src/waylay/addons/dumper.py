@@ -11,6 +11,7 @@ from typing import TextIO
 
 from waylay.filters import Filter
 from waylay.flow import Flow
+from waylay.hooks import passive
 
 _RESET = "\033[0m"
 _BOLD = "\033[1m"
@@ -53,6 +54,7 @@ class Dumper:
         # keeps each body whole for it (ProxyContext.keep_bodies), up to the body limit.
         self._only = only
 
+    @passive
     def response(self, flow: Flow) -> None:
         if self._only is not None and not self._only.matches(flow):
             return
@@ -84,7 +86,7 @@ class Dumper:
         clock = time.strftime("%H:%M:%S", time.localtime(flow.timestamps.start))
         host, port = flow.client_address
         client = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-        method = "TCP" if flow.kind == "tcp" else flow.request.method.decode("ascii", "replace")
+        method = "TCP" if flow.kind == "tcp" else flow.request.method
         if self._colour:
             clock = f"{_DIM}{clock}{_RESET}"
             method = f"{_BOLD}{method}{_RESET}"

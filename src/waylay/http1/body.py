@@ -26,7 +26,7 @@ from typing import Literal
 
 from waylay.errors import ProtocolError
 from waylay.http1.head import (
-    Headers,
+    Fields,
     RequestHead,
     ResponseHead,
     parse_fields,
@@ -128,7 +128,7 @@ def response_framing(head: ResponseHead, request_method: bytes) -> Framing:
     return _CLOSE  # RFC 9112 §6.3 item 8: read until the server closes
 
 
-def _framing_fields(headers: Headers) -> tuple[list[bytes], list[bytes]]:
+def _framing_fields(headers: Fields) -> tuple[list[bytes], list[bytes]]:
     lengths: list[bytes] = []
     codings: list[bytes] = []
     for name, value in headers:
@@ -258,7 +258,7 @@ class ChunkedDecoder:
         self._trailer_block = bytearray()
         self._trailer_lines = 0
         self.done = False
-        self.trailers: Headers = []
+        self.trailers: Fields = []
 
     def feed(self, data: bytes) -> tuple[list[bytes], int]:
         """Decode as much of ``data`` as possible.

@@ -22,7 +22,7 @@ the same connection (RFC 9112 §9.3). Owns: those rules. Does not own: framing, 
 
 from __future__ import annotations
 
-from waylay.http1.head import Headers, RequestHead, ResponseHead, header_value
+from waylay.http1.head import Fields, RequestHead, ResponseHead, header_value
 
 # RFC 9110 §7.6.1: connection-specific fields, removed by a proxy before forwarding.
 HOP_BY_HOP: frozenset[bytes] = frozenset(
@@ -47,7 +47,7 @@ _NEVER_DROPPED = _FRAMING | {b"host"}
 _NOT_IN_TRAILERS = HOP_BY_HOP | _NEVER_DROPPED
 
 
-def connection_tokens(headers: Headers) -> frozenset[bytes]:
+def connection_tokens(headers: Fields) -> frozenset[bytes]:
     """The lowercased options of every Connection field (RFC 9110 §7.6.1)."""
     tokens: set[bytes] = set()
     for name, value in headers:
@@ -81,8 +81,8 @@ def authority(host: str, port: int, default_port: int) -> bytes:
 
 
 def forward_request_headers(
-    headers: Headers, authority: bytes, *, upgrade: bool = False, http10: bool = False
-) -> Headers:
+    headers: Fields, authority: bytes, *, upgrade: bool = False, http10: bool = False
+) -> Fields:
     """The request's fields as waylay forwards them, once its framing has been accepted.
 
     Host is replaced by ``authority`` in place (inserted first if absent); hop-by-hop fields
@@ -96,7 +96,7 @@ def forward_request_headers(
     drop = _dropped(headers, keep_upgrade=upgrade)
     if http10:
         drop = drop | {b"expect"}
-    forwarded: Headers = []
+    forwarded: Fields = []
     host_seen = False
     framing = False
     for name, value in headers:
@@ -119,8 +119,8 @@ def forward_request_headers(
 
 
 def forward_response_headers(
-    headers: Headers, *, upgrade: bool = False, close: bool = False, dechunk: bool = False
-) -> Headers:
+    headers: Fields, *, upgrade: bool = False, close: bool = False, dechunk: bool = False
+) -> Fields:
     """The response's fields as waylay forwards them, once its framing has been accepted.
 
     Hop-by-hop fields and those named in Connection are dropped, the rest kept in order and
@@ -132,7 +132,7 @@ def forward_response_headers(
     drop = _dropped(headers, keep_upgrade=upgrade)
     if dechunk:
         drop = drop | {b"transfer-encoding"}
-    forwarded: Headers = []
+    forwarded: Fields = []
     framing = False
     for name, value in headers:
         lower = name.lower()
@@ -151,7 +151,21 @@ def forward_response_headers(
     return forwarded
 
 
-def forward_trailers(trailers: Headers) -> Headers:
+def with_body_length(fields: Fields, length: int | None) -> Fields:
+    """``fields`` framed anew for a body waylay sends itself: ``Content-Length: length``, or
+    ``Transfer-Encoding: chunked`` when ``length`` is None; the old framing fields dropped.
+
+    For a body an addon read whole (and may have changed) or transforms as it streams.
+    """
+    kept = [(n, v) for n, v in fields if n.lower() not in _FRAMING]
+    if length is None:
+        kept.append((b"Transfer-Encoding", b"chunked"))
+    else:
+        kept.append((b"Content-Length", b"%d" % length))
+    return kept
+
+
+def forward_trailers(trailers: Fields) -> Fields:
     """The trailer fields waylay sends on: all but those that frame or route a message or
     belong to the connection (RFC 9110 §6.5.1), in their order and case.
 
@@ -183,14 +197,14 @@ def server_keep_alive(head: ResponseHead) -> bool:
     return head.version == b"HTTP/1.1" or b"keep-alive" in tokens
 
 
-def _dropped(headers: Headers, *, keep_upgrade: bool) -> frozenset[bytes]:
+def _dropped(headers: Fields, *, keep_upgrade: bool) -> frozenset[bytes]:
     drop = (HOP_BY_HOP | connection_tokens(headers)) - _NEVER_DROPPED
     if keep_upgrade:
         drop = drop - {b"upgrade"}
     return drop
 
 
-def _canonical_framing(headers: Headers) -> Headers:
+def _canonical_framing(headers: Fields) -> Fields:
     """One ``Content-Length: N`` and one lowercased ``Transfer-Encoding`` line, in place.
 
     body.py accepted values the RFC allows but a careless next hop may misread: "Chunked"
@@ -200,7 +214,7 @@ def _canonical_framing(headers: Headers) -> Headers:
     second request. So the framing fields go on in the one form every parser agrees on. The
     values were validated before this runs: all lengths are equal, the codings are tokens.
     """
-    canonical: Headers = []
+    canonical: Fields = []
     codings: list[bytes] = []
     coding_at = -1
     length_seen = False

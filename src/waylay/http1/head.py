@@ -31,7 +31,7 @@ from typing import Literal
 
 from waylay.errors import HeadTooLarge, ProtocolError
 
-Headers = list[tuple[bytes, bytes]]
+Fields = list[tuple[bytes, bytes]]
 """(name exactly as sent, value with OWS stripped), in wire order."""
 
 # --- the grammar's character classes (RFC 9110 §5.6.2, RFC 5234 appendix B.1) -------------------
@@ -70,7 +70,7 @@ class RequestHead:
     method: bytes
     target: bytes
     version: bytes  # b"HTTP/1.1" or b"HTTP/1.0"
-    headers: Headers
+    headers: Fields
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +78,7 @@ class ResponseHead:
     version: bytes  # b"HTTP/1.1" or b"HTTP/1.0"
     status: int
     reason: bytes
-    headers: Headers
+    headers: Fields
 
 
 def find_head_end(
@@ -188,7 +188,7 @@ def parse_response_head(data: bytes | bytearray, *, max_headers: int = 100) -> R
     return ResponseHead(version, int(code), reason, headers)
 
 
-def parse_fields(block: bytes, *, response: bool = False, max_fields: int = 100) -> Headers:
+def parse_fields(block: bytes, *, response: bool = False, max_fields: int = 100) -> Fields:
     """Parse field lines that each end with CRLF, as in a trailer section (RFC 9112 §7.1.2).
 
     ``block`` holds the lines without the empty line that ends the section. The rules are
@@ -205,7 +205,7 @@ def parse_fields(block: bytes, *, response: bool = False, max_fields: int = 100)
     return _fields(lines, response=response, max_fields=max_fields)
 
 
-def header_value(headers: Headers, name: bytes) -> bytes | None:
+def header_value(headers: Fields, name: bytes) -> bytes | None:
     """The value of the first field called ``name`` (given in lowercase), or None."""
     size = len(name)
     for field, value in headers:
@@ -214,7 +214,7 @@ def header_value(headers: Headers, name: bytes) -> bytes | None:
     return None
 
 
-def header_values(headers: Headers, name: bytes) -> list[bytes]:
+def header_values(headers: Fields, name: bytes) -> list[bytes]:
     """The values of every field called ``name`` (given in lowercase), in wire order."""
     size = len(name)
     return [value for field, value in headers if len(field) == size and field.lower() == name]
@@ -253,11 +253,11 @@ def _check_bytes(data: bytes, crlfs: int, *, response: bool) -> None:
     raise protocol_error("bare CR in the head or trailers (RFC 9112 §2.2)", response=response)
 
 
-def _fields(lines: list[bytes], *, response: bool, max_fields: int) -> Headers:
+def _fields(lines: list[bytes], *, response: bool, max_fields: int) -> Fields:
     """Field lines (RFC 9112 §5), from a byte-checked head split at its CRLFs."""
     if len(lines) > max_fields:
         raise too_large(f"more than {max_fields} header fields (RFC 6585 §5)", response=response)
-    headers: Headers = []
+    headers: Fields = []
     names: list[bytes] = []
     for line in lines:
         # RFC 9112 §5: field-line = field-name ":" OWS field-value OWS
@@ -273,9 +273,9 @@ def _fields(lines: list[bytes], *, response: bool, max_fields: int) -> Headers:
     return headers
 
 
-def _fields_slowly(lines: list[bytes], *, response: bool) -> Headers:
+def _fields_slowly(lines: list[bytes], *, response: bool) -> Fields:
     """The path for lines that failed the one check: fix what may be fixed, or name the fault."""
-    fixed: Headers = []
+    fixed: Fields = []
     for line in lines:
         if line.startswith((b" ", b"\t")):
             # RFC 9112 §5.2: obs-fold is refused (a proxy MAY reject it: 400, or 502 for a

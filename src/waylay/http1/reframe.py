@@ -21,7 +21,7 @@ from collections.abc import Callable
 
 from waylay.http1.body import ChunkedDecoder, Framing
 from waylay.http1.forwarding import forward_trailers
-from waylay.http1.head import Headers
+from waylay.http1.head import Fields
 from waylay.http1.serialize import chunk, last_chunk
 
 
@@ -46,7 +46,7 @@ class Reframer:
         self._rechunk = False
         self.size = 0  # body bytes passed on (payload, without chunk framing)
         self.done = False
-        self.trailers: Headers | None = None
+        self.trailers: Fields | None = None
         if framing.kind == "length":
             self._remaining = framing.length
             self.done = framing.length == 0
@@ -55,6 +55,10 @@ class Reframer:
             self._rechunk = not dechunk
         elif framing.kind == "none":
             self.done = True
+
+    def set_sink(self, sink: Callable[[bytes], None] | None) -> None:
+        """From now on, the payload goes to ``sink`` as it passes."""
+        self._sink = sink
 
     @property
     def close_delimited(self) -> bool:

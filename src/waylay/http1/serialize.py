@@ -19,11 +19,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from waylay.http1.head import Headers
+from waylay.http1.head import Fields
 
 
 def request_head(
-    method: bytes, target: bytes, headers: Headers, version: bytes = b"HTTP/1.1"
+    method: bytes, target: bytes, headers: Fields, version: bytes = b"HTTP/1.1"
 ) -> bytes:
     """``method SP target SP version CRLF``, the field lines, and the empty line (RFC 9112 §3)."""
     parts = [method, b" ", target, b" ", version, b"\r\n"]
@@ -33,7 +33,7 @@ def request_head(
     return _checked(b"".join(parts), len(headers) + 2)
 
 
-def response_head(version: bytes, status: int, reason: bytes, headers: Headers) -> bytes:
+def response_head(version: bytes, status: int, reason: bytes, headers: Fields) -> bytes:
     """``version SP status SP reason CRLF``, the field lines, and the empty line (RFC 9112 §4)."""
     parts = [b"%s %d %s\r\n" % (version, status, reason)]
     for name, value in headers:

@@ -16,7 +16,8 @@ from json.encoder import encode_basestring
 from typing import Any
 
 from waylay.flow import Error, Flow, Request, Response, Timestamps
-from waylay.http1.head import Headers, header_value
+from waylay.headers import Headers
+from waylay.http1.head import Fields, header_value
 from waylay.store.schema import (
     REQUEST_HEADERS,
     REQUEST_TRAILERS,
@@ -78,19 +79,19 @@ def flow_row(flow: Flow, store_id: int) -> tuple[Any, ...]:
         flow.client_address[1],
         server[0] if server else None,
         server[1] if server else None,
-        request.method.decode("latin-1") if http else None,
+        request.method if http else None,
         request.scheme,
         request.host,
         request.port,
-        request.path.decode("ascii", "replace") if http else None,
+        request.path if http else None,
         request.url,
-        request.http_version.decode("latin-1") if http else None,
-        _text(header_value(request.headers, b"content-type")),
+        request.http_version if http else None,
+        _text(header_value(request.headers.fields, b"content-type")),
         flow.request_body_size,
         response.status_code if response else None,
-        _text(response.reason) if response else None,
-        _text(response.http_version) if response else None,
-        _text(header_value(response.headers, b"content-type")) if response else None,
+        response.reason if response else None,
+        response.http_version if response else None,
+        _text(header_value(response.headers.fields, b"content-type")) if response else None,
         flow.response_body_size,
         error.reason if error else None,
         error.code if error else None,
@@ -99,21 +100,22 @@ def flow_row(flow: Flow, store_id: int) -> tuple[Any, ...]:
     )
 
 
-def header_parts(flow: Flow) -> list[tuple[int, Headers]]:
+def header_parts(flow: Flow) -> list[tuple[int, Fields]]:
     """``flow``'s heads and trailers by `heads.part`, as they are (bytes, no copy)."""
-    parts: list[tuple[int, Headers | None]] = [
-        (REQUEST_HEADERS, flow.request.headers),
-        (REQUEST_TRAILERS, flow.request.trailers),
+    request, response = flow.request, flow.response
+    parts: list[tuple[int, Fields | None]] = [
+        (REQUEST_HEADERS, request.headers.fields),
+        (REQUEST_TRAILERS, request.trailers.fields if request.trailers else None),
     ]
-    if flow.response is not None:
+    if response is not None:
         parts += [
-            (RESPONSE_HEADERS, flow.response.headers),
-            (RESPONSE_TRAILERS, flow.response.trailers),
+            (RESPONSE_HEADERS, response.headers.fields),
+            (RESPONSE_TRAILERS, response.trailers.fields if response.trailers else None),
         ]
     return [(part, fields) for part, fields in parts if fields]
 
 
-def fields_json(fields: Headers) -> str:
+def fields_json(fields: Fields) -> str:
     """The `heads.fields` text of one head: a JSON array of ``[name, value]`` pairs, in order."""
     # encode_basestring is json's own C quoting, without the cost of json.dumps walking lists:
     # this runs for every head the proxy records.
@@ -136,7 +138,7 @@ def fields_from_json(text: str) -> list[tuple[str, str]]:
 
 
 def encoded_head_rows(
-    store_id: int, parts: list[tuple[int, Headers]]
+    store_id: int, parts: list[tuple[int, Fields]]
 ) -> Iterator[tuple[int, int, str]]:
     """The `heads` rows of ``header_parts``, encoded one at a time (for executemany)."""
     for part, fields in parts:
@@ -149,7 +151,9 @@ def head_rows(flow: Flow, store_id: int) -> list[tuple[int, int, str]]:
 
 
 def _encode(fields: Sequence[tuple[str, str]]) -> Headers:
-    return [(name.encode("latin-1"), value.encode("latin-1")) for name, value in fields]
+    return Headers.wrap(
+        [(name.encode("latin-1"), value.encode("latin-1")) for name, value in fields]
+    )
 
 
 def flow_from_row(
@@ -159,12 +163,12 @@ def flow_from_row(
     values = dict(zip(FLOW_COLUMNS, row, strict=True))
     headers = headers or {}
     request = Request(
-        method=(values["method"] or "").encode("latin-1"),
+        method=values["method"] or "",
         scheme=values["scheme"] or "",
         host=values["host"] or "",
         port=values["port"] or 0,
-        path=(values["path"] or "").encode("ascii", "replace"),
-        http_version=(values["http_version"] or "").encode("latin-1"),
+        path=values["path"] or "",
+        http_version=values["http_version"] or "",
         headers=_encode(headers.get(REQUEST_HEADERS, [])),
         trailers=_encode(headers[REQUEST_TRAILERS]) if REQUEST_TRAILERS in headers else None,
     )
@@ -172,8 +176,8 @@ def flow_from_row(
     if values["status"] is not None:
         response = Response(
             status_code=values["status"],
-            reason=(values["reason"] or "").encode("latin-1"),
-            http_version=(values["response_http_version"] or "").encode("latin-1"),
+            reason=values["reason"] or "",
+            http_version=values["response_http_version"] or "",
             headers=_encode(headers.get(RESPONSE_HEADERS, [])),
             trailers=(
                 _encode(headers[RESPONSE_TRAILERS]) if RESPONSE_TRAILERS in headers else None

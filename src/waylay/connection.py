@@ -51,7 +51,16 @@ from waylay.errors import (
     error_response,
 )
 from waylay.exchange import Exchange, Outcome
-from waylay.flow import Client, ClientHelloData, Error, Flow, Request, Response, Timestamps
+from waylay.flow import (
+    Client,
+    ClientHelloData,
+    Error,
+    Flow,
+    Request,
+    Response,
+    TcpMessage,
+    Timestamps,
+)
 from waylay.headers import Headers
 from waylay.hooks import Hook, dispatch
 from waylay.http1.body import ChunkedDecoder, Framing, request_framing
@@ -80,7 +89,7 @@ from waylay.store.schema import REQUEST_BODY, RESPONSE_BODY
 from waylay.tls.clienthello import ClientHello, ClientHelloError, parse_client_hello
 from waylay.tls.contexts import SPOKEN_ALPN, offer_upstream
 from waylay.tls.endpoint import TlsHandshakeError, TlsTransport
-from waylay.tunnel import Tunnel
+from waylay.tunnel import MessageHandler, Tunnel
 from waylay.upstream import UpstreamConnection, connect, start_tls
 
 if TYPE_CHECKING:
@@ -968,7 +977,8 @@ class ClientConnection(asyncio.Protocol):
             serve, server_first = await self._inspect(upstream, target, named_by_host=False)
             if serve is not False:
                 return bool(serve)
-        return await self._relay_tunnel(flow, upstream, server_first)
+        # An ignored host is relayed untouched; anything else is shown to tcp_message hooks.
+        return await self._relay_tunnel(flow, upstream, server_first, hooked=not untouched)
 
     async def _inspect(
         self, upstream: UpstreamConnection, target: Target, *, named_by_host: bool
@@ -995,10 +1005,10 @@ class ClientConnection(asyncio.Protocol):
         return False, server_first
 
     async def _relay_tunnel(
-        self, flow: Flow, upstream: UpstreamConnection, server_first: bytes
+        self, flow: Flow, upstream: UpstreamConnection, server_first: bytes, *, hooked: bool
     ) -> bool:
         """The tunnel's bytes, relayed as they are; the CONNECT is the flow."""
-        tunnel = await self._relay(upstream, server_first)
+        tunnel = await self._relay(upstream, server_first, flow=flow if hooked else None)
         if tunnel is not None:
             flow.request_body_size = tunnel.client.received
             flow.response_body_size = tunnel.server.received
@@ -1125,7 +1135,7 @@ class ClientConnection(asyncio.Protocol):
         up = store.capture(flow, REQUEST_BODY, TCP_CAPTURE_LIMIT)
         down = store.capture(flow, RESPONSE_BODY, TCP_CAPTURE_LIMIT)
         self._captures = (up, down)
-        tunnel = await self._relay(upstream, server_first, taps=(up, down))
+        tunnel = await self._relay(upstream, server_first, taps=(up, down), flow=flow)
         if tunnel is not None:
             flow.request_body_size = tunnel.client.received
             flow.response_body_size = tunnel.server.received
@@ -1350,10 +1360,12 @@ class ClientConnection(asyncio.Protocol):
             None,
             None,
         ),
+        flow: Flow | None = None,
     ) -> Tunnel | None:
         """Relay raw bytes between the client and ``upstream`` until either side ends.
 
-        ``taps`` see what the client and the server send (a TCP flow's captures).
+        ``taps`` see what the client and the server send (a TCP flow's captures). With a
+        ``flow`` and tcp_message hooks, each piece goes through the hooks first.
         """
         assert self.transport is not None and self.gate is not None
         assert upstream.transport is not None
@@ -1374,11 +1386,24 @@ class ClientConnection(asyncio.Protocol):
             server_full=upstream.writing_paused,
             client_tap=taps[0],
             server_tap=taps[1],
+            on_message=self._message_hooks(flow) if flow and self.ctx.hooks.tcp_message else None,
         )
         if self._eof:
             tunnel.client.eof_received()
         await tunnel.closed
         return tunnel
+
+    def _message_hooks(self, flow: Flow) -> MessageHandler:
+        """The tcp_message hooks over one relayed connection's pieces."""
+        hooks = self.ctx.hooks
+
+        async def on_message(from_client: bool, data: bytes) -> bytes:
+            message = TcpMessage(from_client, data, time.time())
+            flow.messages = [message]  # only the last: memory stays flat
+            await dispatch(hooks.tcp_message, flow)
+            return message.content
+
+        return on_message
 
     async def _open_upstream(self, flow: Flow, route: Route) -> UpstreamConnection | None:
         """A new connection to the route's server, or None (the client got the error)."""

@@ -551,3 +551,46 @@ def test_client_hooks_see_each_connection(origin: Origin, tmp_path: Path) -> Non
 
     asyncio.run(main())
     assert events == ["in True", "out True"]
+
+
+def test_tcp_message_hooks_see_and_change_a_relayed_protocol(tmp_path: Path) -> None:
+    seen: list[tuple[bool, bytes]] = []
+
+    def tcp_message(flow: Flow) -> None:
+        assert flow.messages is not None and len(flow.messages) == 1
+        message = flow.messages[-1]
+        seen.append((message.from_client, message.content))
+        if message.from_client:
+            message.content = message.content.upper()
+        else:  # the server's DROP lines never reach the client
+            lines = message.content.splitlines(keepends=True)
+            message.content = b"".join(line for line in lines if line != b"DROP\n")
+
+    async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while line := await reader.readline():
+            writer.write(b"DROP\n" if line == b"SECRET\n" else line)
+            await writer.drain()
+        writer.close()
+
+    async def main() -> tuple[bytes, bytes]:
+        server = await asyncio.start_server(echo, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        # A short peek: the client speaks first but its words are neither TLS nor HTTP.
+        async with server, proxy(tmp_path, [Hooked(tcp_message=tcp_message)]) as (_, url):
+            host, proxy_port = url.removeprefix("http://").split(":")
+            reader, writer = await asyncio.open_connection(host, int(proxy_port))
+            writer.write(f"CONNECT {HOST}:{port} HTTP/1.1\r\nHost: {HOST}:{port}\r\n\r\n".encode())
+            await reader.readuntil(b"\r\n\r\n")
+            writer.write(b"\x00hello\n")
+            first = await asyncio.wait_for(reader.readline(), 5)
+            writer.write(b"secret\n")
+            writer.write(b"again\n")
+            second = await asyncio.wait_for(reader.readline(), 5)
+            writer.close()
+            return first, second
+
+    first, second = asyncio.run(main())
+    assert first == b"\x00HELLO\n"
+    assert second == b"AGAIN\n"  # the server's "DROP" answer to SECRET never arrived
+    assert (True, b"\x00hello\n") in seen
+    assert any(not from_client and b"DROP\n" in data for from_client, data in seen)

@@ -385,7 +385,11 @@ class Exchange:
         self._start_streaming(framing, transform=transform)
 
     def _start_streaming(
-        self, framing: Framing, *, transform: StreamTransform | None = None, collected: bytes = b""
+        self,
+        framing: Framing,
+        *,
+        transform: StreamTransform | None = None,
+        collected: list[bytes] | None = None,
     ) -> None:
         """Send the response head to the client and relay the body from here on.
 
@@ -433,7 +437,15 @@ class Exchange:
         self._upstream.gate.resume("hook")
         first = [head]
         if collected:
-            first += self._out([collected], False, None) if self._out is not None else [collected]
+            # Up to --stream-large-bodies of them: each piece is let go once written, so the
+            # body is never held twice (and never joined into one more copy).
+            self._client.write(head)
+            first = []
+            collected.reverse()
+            while collected:
+                piece = collected.pop()
+                for data in self._out([piece], False, None) if self._out else [piece]:
+                    self._client.write(data)
         pending = bytes(self._rbuf)
         self._rbuf.clear()
         try:
@@ -503,13 +515,13 @@ class Exchange:
         self._resolve_buffered(False)
         # What was collected was not captured: the store gets it now, then the rest as it
         # passes.
-        data = b"".join(collected)
         capture = self._capture_response
-        if capture is not None and data:
-            capture(data)
+        if capture is not None:
+            for piece in collected:
+                capture(piece)
         assert self.response_body is not None
         self.response_body.set_sink(capture)
-        self._start_streaming(self.response_framing, collected=data)
+        self._start_streaming(self.response_framing, collected=collected)
 
     def send_buffered(self) -> None:
         """Send the collected response as the hooks left it: its body whole, with its length."""

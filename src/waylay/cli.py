@@ -15,7 +15,7 @@ import shutil
 import signal
 import sqlite3
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -24,11 +24,22 @@ from waylay import __version__
 from waylay.errors import ConfigError
 from waylay.flowlist import list_flows
 from waylay.har import export_file, import_file
-from waylay.options import DEFAULT_LISTEN, LIMIT_FLAGS, MODES, Limits, Options, build_options
+from waylay.options import (
+    DEFAULT_LISTEN,
+    LIMIT_FLAGS,
+    MODES,
+    Limits,
+    Options,
+    apply_own_settings,
+    build_options,
+    parse_assignment,
+)
 from waylay.permissions import check_secrets
 from waylay.platform import iptables
 
 if TYPE_CHECKING:
+    from waylay.addons.chain import AddonChain
+    from waylay.addons.options import AddonOption
     from waylay.context import ProxyContext
     from waylay.filters import Filter
 
@@ -127,6 +138,75 @@ def _proxy_flags(parser: argparse.ArgumentParser) -> None:
         help="repeatable; serve this PEM file's certificate and key for DOMAIN (a name or "
         "*.domain) instead of a forged one",
     )
+    _addon_flags(parser)
+
+
+def _addon_flags(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("addons and interception")
+    group.add_argument(
+        "-s",
+        metavar="SCRIPT",
+        dest="scripts",
+        action="append",
+        help="repeatable; load a Python addon script: its `addons` list, or its hook functions "
+        "at module level; reloaded when the file changes",
+    )
+    group.add_argument(
+        "--set",
+        metavar="NAME=VALUE",
+        dest="settings",
+        action="append",
+        help="repeatable; set an option an addon declares (`-s SCRIPT --help` lists them), "
+        "or one of waylay's own by its long name (body_limit=1m)",
+    )
+    group.add_argument(
+        "--intercept",
+        metavar="EXPR",
+        help="pause the flows that match EXPR (see docs/flows.md) until they are resumed",
+    )
+    group.add_argument(
+        "--stream-large-bodies",
+        metavar="SIZE",
+        help="bodies larger than SIZE stream past request/response hooks instead of being "
+        "buffered (default 32m)",
+    )
+    rules = (
+        ("--modify-headers", "/FILTER/NAME/VALUE", "set header NAME to VALUE (empty: remove it)"),
+        ("--modify-body", "/FILTER/REGEX/REPLACEMENT", "replace REGEX in bodies"),
+        ("--map-remote", "/FILTER/REGEX/REPLACEMENT", "send requests to a rewritten URL"),
+        ("--map-local", "/FILTER/URLREGEX/PATH", "answer requests from a local file or folder"),
+    )
+    for flag, metavar, meaning in rules:
+        group.add_argument(
+            flag,
+            metavar=metavar,
+            action="append",
+            help=f"repeatable; in the flows FILTER matches, {meaning}",
+        )
+    group.add_argument(
+        "--block",
+        metavar="EXPR",
+        action="append",
+        help="repeatable; answer the requests that match EXPR with a 403, never sending them",
+    )
+
+
+def _addon_option_flags(parser: argparse.ArgumentParser, options: Sequence[AddonOption]) -> None:
+    """The options scripts declare, in --help: a group per script (they are set with --set)."""
+    groups: dict[str, argparse._ArgumentGroup] = {}
+    for option in options:
+        group = groups.get(option.owner)
+        if group is None:
+            group = groups[option.owner] = parser.add_argument_group(f"options of {option.owner}")
+        default = option.default
+        shown = str(default).lower() if isinstance(default, bool) else repr(default)
+        help_text = f"{option.help} ({option.type_name}, default {shown})".replace("%", "%%")
+        group.add_argument(
+            f"--set {option.name}={option.metavar}",
+            action="store_true",
+            default=argparse.SUPPRESS,
+            help=help_text.strip(),
+        )
 
 
 # Each option of Limits (options.LIMIT_FLAGS), with its metavar and meaning.
@@ -231,7 +311,8 @@ def _body_limit_flag(group: argparse._ArgumentGroup | argparse.ArgumentParser) -
     )
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(addon_options: Sequence[AddonOption] = ()) -> argparse.ArgumentParser:
+    """The whole command line; ``addon_options`` (the scripts' options) go in dump's --help."""
     parser = _Parser(
         prog="waylay",
         description="An intercepting HTTP/HTTPS proxy: see every request and response.",
@@ -245,6 +326,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run the proxy; print one line per flow on stdout.",
     )
     _proxy_flags(dump)
+    _addon_option_flags(dump, addon_options)
     _ca_command(commands)
     flows = commands.add_parser(
         "flows",
@@ -413,7 +495,13 @@ def _transparent_command(commands: Any) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        addon_options = _options_for_help(argv)
+    except ConfigError as exc:
+        print(f"waylay: error: {exc.reason}", file=sys.stderr)
+        return EXIT_USAGE
+    parser = build_parser(addon_options)
     args, unknown = parser.parse_known_args(argv)
     if unknown:
         # Name the subcommand whose --help lists the flags that do exist.
@@ -425,9 +513,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "transparent":
             return run_transparent(args)
-        options = build_options(_flags(args))
+        flags = _flags(args)
+        settings = apply_own_settings(
+            flags, [parse_assignment(text) for text in getattr(args, "settings", None) or ()]
+        )
+        options = build_options(flags)
         if args.command == "dump":
-            return run_dump(options)
+            scripts = [Path(path).expanduser() for path in args.scripts or ()]
+            return run_dump(options, scripts=scripts, settings=dict(settings))
         if args.command == "ca":
             return run_ca(options, args)
         if args.command == "replay":
@@ -492,9 +585,37 @@ def _flags(args: argparse.Namespace) -> dict[str, Any]:
         "proxyauth",
         "upstream_mark",
         "strict_permissions",
+        "intercept",
+        "stream_large_bodies",
+        "modify_headers",
+        "modify_body",
+        "map_remote",
+        "map_local",
+        "block",
         *LIMIT_FLAGS,
     )
     return {name: getattr(args, name, None) for name in names}
+
+
+def _options_for_help(argv: Sequence[str]) -> list[AddonOption]:
+    """For `waylay dump -s SCRIPT --help`: the options the scripts declare (mitmproxy's way).
+
+    The scripts are loaded (run, and their `load` hooks called) but never started.
+    """
+    if argv[:1] != ["dump"] or not {"-h", "--help"} & set(argv):
+        return []
+    scan = argparse.ArgumentParser(add_help=False)
+    scan.add_argument("-s", dest="scripts", action="append", default=[])
+    known, _ = scan.parse_known_args(argv[1:])
+    if not known.scripts:
+        return []
+    from waylay.addons.chain import AddonChain
+    from waylay.addons.options import AddonOptions
+    from waylay.addons.script import Script
+
+    chain = AddonChain((), [Script(Path(p).expanduser()) for p in known.scripts], AddonOptions())
+    asyncio.run(chain.load())
+    return list(chain.options)
 
 
 def _check_secrets(options: Options) -> None:
@@ -514,8 +635,22 @@ def _check_secrets(options: Options) -> None:
     )
 
 
-def _context(options: Options, *, show: Filter | None) -> ProxyContext:
+def _context(
+    options: Options,
+    *,
+    show: Filter | None,
+    scripts: Sequence[Path] = (),
+    settings: Mapping[str, str | None] | None = None,
+) -> tuple[ProxyContext, AddonChain]:
+    """The proxy's context, and the addons its hooks come from (loaded by the caller, async).
+
+    The hook order: the dumper first, then the built-in rules, then the scripts' addons.
+    """
+    from waylay.addons.builtin import builtin_addons
+    from waylay.addons.chain import AddonChain
     from waylay.addons.dumper import Dumper
+    from waylay.addons.options import AddonOptions
+    from waylay.addons.script import Script
     from waylay.context import ProxyContext
     from waylay.hooks import HookTable
     from waylay.hosts import Resolver, load_hosts
@@ -523,24 +658,31 @@ def _context(options: Options, *, show: Filter | None) -> ProxyContext:
 
     if options.strict_permissions:
         _check_secrets(options)
-    addons: list[object] = []
+    own: list[object] = []
     if not options.quiet:
-        addons.append(Dumper(sys.stdout, only=show))
+        own.append(Dumper(sys.stdout, only=show))
+    own.extend(builtin_addons(options))
+    addons = AddonChain(own, [Script(path) for path in scripts], AddonOptions(settings))
     table = load_hosts(options.hosts) if options.hosts else {}
     resolver = Resolver(table, hosts_only=options.hosts_only, lookup=dns_lookup)
-    ctx = ProxyContext.build(options, resolver, HookTable(addons))
+    ctx = ProxyContext.build(options, resolver, HookTable(own))
     if not options.strict_permissions:
         _check_secrets(options)
     ctx.keep_bodies = show is not None and show.uses_bodies and not options.quiet
-    return ctx
+    return ctx, addons
 
 
-def run_dump(options: Options) -> int:
+def run_dump(
+    options: Options,
+    *,
+    scripts: Sequence[Path] = (),
+    settings: Mapping[str, str | None] | None = None,
+) -> int:
     from waylay.server import raise_open_file_limit
 
-    ctx = _context(options, show=options.filter)
+    ctx, addons = _context(options, show=options.filter, scripts=scripts, settings=settings)
     raise_open_file_limit()
-    return asyncio.run(_serve(ctx))
+    return asyncio.run(_serve(ctx, addons))
 
 
 def run_replay(options: Options) -> int:
@@ -550,11 +692,14 @@ def run_replay(options: Options) -> int:
     from waylay.replay import replay_stored
 
     # Every replayed flow is shown: --filter chose which flows to replay.
-    ctx = _context(options, show=None)
+    ctx, addons = _context(options, show=None)
 
     async def replay() -> int:
         try:
+            await addons.load()
+            ctx.hooks = addons.table()
             count = await replay_stored(ctx, options.filter)
+            await addons.done()
         finally:
             ctx.store.close()
             ctx.certs.close()
@@ -564,20 +709,32 @@ def run_replay(options: Options) -> int:
     return asyncio.run(replay())
 
 
-async def _serve(ctx: ProxyContext) -> int:
+async def _serve(ctx: ProxyContext, addons: AddonChain) -> int:
+    """Load the addons, listen, serve until SIGINT or SIGTERM; the addons' life around it."""
     from waylay.server import ProxyServer
 
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    server = ProxyServer(ctx)
-    port = await server.start()
-    print(f"waylay listening on {ctx.options.listen.display(port)}", file=sys.stderr, flush=True)
     try:
-        await stop.wait()
+        # Before listening: a script that cannot load is exit status 2, nothing served.
+        await addons.load()
+        ctx.hooks = addons.table()
+        server = ProxyServer(ctx)
+        port = await server.start()
+        listen = ctx.options.listen.display(port)
+        print(f"waylay listening on {listen}", file=sys.stderr, flush=True)
+        await addons.running()
+        watch = loop.create_task(addons.watch(ctx)) if addons.scripts else None
+        try:
+            await stop.wait()
+        finally:
+            if watch is not None:
+                watch.cancel()
+            await server.stop()
+            await addons.done()
     finally:
-        await server.stop()
         ctx.store.close()
         ctx.certs.close()
         if ctx.server_replay is not None:

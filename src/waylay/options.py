@@ -163,6 +163,17 @@ class Options:
     # may be read by others (permissions.py).
     strict_permissions: bool = False
     limits: Limits = field(default_factory=Limits)
+    # --intercept: flows that match are held for a person to resume, change or kill.
+    intercept: Filter | None = None
+    # A body larger than this streams past the request and response hooks, not buffered.
+    stream_large_bodies: int = 32 * 1024 * 1024
+    # The rules as typed (/FILTER/NAME/VALUE and the like): their addons parse them
+    # (waylay.addons.builtin), so an error names the rule as the user wrote it.
+    modify_headers: tuple[str, ...] = ()
+    modify_body: tuple[str, ...] = ()
+    map_remote: tuple[str, ...] = ()
+    map_local: tuple[str, ...] = ()
+    block: tuple[str, ...] = ()
 
 
 # The long flag names a config file may set, mapped to the field they fill.
@@ -188,13 +199,111 @@ _CONFIG_KEYS = {
     "allow-from": "allow_from",
     "proxyauth": "proxyauth",
     "strict-permissions": "strict_permissions",
+    "intercept": "intercept",
+    "stream-large-bodies": "stream_large_bodies",
+    "modify-headers": "modify_headers",
+    "modify-body": "modify_body",
+    "map-remote": "map_remote",
+    "map-local": "map_local",
+    "block": "block",
     **{name.replace("_", "-"): name for name in LIMIT_FLAGS},
 }
 MODES = ("regular", "transparent")
 # Settings whose relative paths are relative to the config file.
 _PATH_KEYS = frozenset({"hosts", "upstream_ca", "save", "server_replay"})
+_BOOL_FIELDS = (
+    "quiet",
+    "hosts_only",
+    "insecure",
+    "passthrough_pinned",
+    "server_replay_strict",
+    "server_replay_ignore_content",
+    "strict_permissions",
+)
+# Repeatable flags: each use adds one more value.
+_LIST_FIELDS = frozenset(
+    {
+        "ignore_hosts",
+        "client_certs",
+        "certs",
+        "allow_from",
+        "modify_headers",
+        "modify_body",
+        "map_remote",
+        "map_local",
+        "block",
+    }
+)
+_RULE_FIELDS = ("modify_headers", "modify_body", "map_remote", "map_local", "block")
 # Flags that set a field of Options, or of its Limits.
 _OPTION_FIELDS = {f.name for f in fields(Options)} | set(LIMIT_FLAGS)
+
+
+# The names `--set NAME=VALUE` knows as waylay's own (dashes for underscores): every long
+# flag and every field, so `--set client-cert=...` and `--set client_certs=...` both work.
+_SET_NAMES = {
+    **{f.name.replace("_", "-"): f.name for f in fields(Options) if f.name != "limits"},
+    **_CONFIG_KEYS,
+}
+_TRUE = frozenset({"true", "yes", "on", "1"})
+_FALSE = frozenset({"false", "no", "off", "0"})
+
+
+def parse_bool(what: str, text: str) -> bool:
+    """true/false, yes/no, on/off or 1/0, in any case; ConfigError naming ``what`` otherwise."""
+    word = text.strip().lower()
+    if word in _TRUE:
+        return True
+    if word in _FALSE:
+        return False
+    raise ConfigError(f"{what}={text!r}: expected true or false (yes/no, on/off, 1/0)")
+
+
+def parse_assignment(text: str) -> tuple[str, str | None]:
+    """`--set NAME=VALUE` as (NAME, VALUE); VALUE is None for a bare `--set NAME`."""
+    name, sep, value = text.partition("=")
+    name = name.strip()
+    if not name:
+        raise ConfigError(f"--set {text!r}: expected NAME=VALUE")
+    return name, value if sep else None
+
+
+def own_option(name: str) -> str | None:
+    """The long flag (`--body-limit`) of waylay's own option NAME (- or _), or None."""
+    key = name.replace("_", "-")
+    return f"--{key}" if key in _SET_NAMES else None
+
+
+def apply_own_settings(
+    flags: dict[str, Any], settings: list[tuple[str, str | None]]
+) -> list[tuple[str, str | None]]:
+    """Put the `--set`s of waylay's own options into ``flags``; return the others (addons').
+
+    A value is checked later by build_options, as the flag's would be; a switch takes
+    true/false (a bare `--set quiet` is true). Setting an option with its flag and with
+    --set is an error rather than one silently winning; a repeatable one takes both.
+    """
+    given = {name for name, value in flags.items() if value is not None}
+    others: list[tuple[str, str | None]] = []
+    for name, value in settings:
+        field = _SET_NAMES.get(name.replace("_", "-"))
+        if field is None:
+            others.append((name, value))
+            continue
+        parsed: object = value
+        if field in _BOOL_FIELDS:
+            parsed = True if value is None else parse_bool(f"--set {name}", value)
+        elif value is None:
+            raise ConfigError(f"--set {name}: expected --set {name}=VALUE")
+        if field in _LIST_FIELDS:
+            flags[field] = [*(flags.get(field) or ()), parsed]
+        elif field in given:
+            raise ConfigError(
+                f"--set {name} and --{field.replace('_', '-')} both set {field}: give it once"
+            )
+        else:
+            flags[field] = parsed
+    return others
 
 
 def read_config(confdir: Path) -> dict[str, Any]:
@@ -233,24 +342,25 @@ def build_options(flags: dict[str, Any]) -> Options:
     values: dict[str, Any] = {"confdir": confdir}
     if "listen" in merged:
         values["listen"] = parse_listen(_expect(merged, "listen", str))
-    for flag in (
-        "quiet",
-        "hosts_only",
-        "insecure",
-        "passthrough_pinned",
-        "server_replay_strict",
-        "server_replay_ignore_content",
-        "strict_permissions",
-    ):
+    for flag in _BOOL_FIELDS:
         if flag in merged:
             values[flag] = _expect(merged, flag, bool)
     for flag in ("hosts", "upstream_ca", "save", "server_replay"):
         if flag in merged:
             values[flag] = Path(_expect(merged, flag, (str, Path))).expanduser()
     if "filter" in merged:
-        values["filter"] = _filter(_expect(merged, "filter", str))
+        values["filter"] = _filter("--filter", _expect(merged, "filter", str))
+    if "intercept" in merged:
+        values["intercept"] = _filter("--intercept", _expect(merged, "intercept", str))
     if "body_limit" in merged:
         values["body_limit"] = parse_size("--body-limit", merged["body_limit"])
+    if "stream_large_bodies" in merged:
+        values["stream_large_bodies"] = parse_size(
+            "--stream-large-bodies", merged["stream_large_bodies"]
+        )
+    for flag in _RULE_FIELDS:
+        if flag in merged:
+            values[flag] = tuple(_expect_list(merged, flag))
     if "ignore_hosts" in merged:
         values["ignore_hosts"] = tuple(
             _regex("--ignore-hosts", p) for p in _expect_list(merged, "ignore_hosts")
@@ -372,12 +482,12 @@ def parse_size(flag: str, value: object) -> int:
     return int(number) * _SIZE_UNITS[unit]
 
 
-def _filter(text: str) -> Filter:
+def _filter(flag: str, text: str) -> Filter:
     try:
         return parse_filter(text)
     except FilterError as exc:
         # The CLI prints one line: the reason, then where, as "at column N".
-        raise ConfigError(f"--filter {text!r}: {exc.reason} at column {exc.column}") from None
+        raise ConfigError(f"{flag} {text!r}: {exc.reason} at column {exc.column}") from None
 
 
 def _regex(flag: str, pattern: str) -> str:

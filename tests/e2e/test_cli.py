@@ -46,7 +46,7 @@ def test_help_exits_0(run_waylay: RunWaylay, args: list[str]) -> None:
             assert flag in result.stdout, flag
 
 
-@pytest.mark.parametrize("flag", [["-s", "addon.py"], ["--frobnicate"], ["--mode", "socks5"]])
+@pytest.mark.parametrize("flag", [["--anticache"], ["--frobnicate"], ["--mode", "socks5"]])
 def test_unknown_flag_exits_2_with_one_line(
     run_waylay: RunWaylay, confdir: Path, flag: list[str]
 ) -> None:

@@ -26,6 +26,7 @@ from bench.origin import Origin
 from bench.profile import PROFILED, profile_waylay
 from bench.report import Results, format_number
 from bench.scenarios import Env, Sample, Scenario, all_scenarios
+from bench.scenarios.s9_addon_hook import ADDON, hook_cost
 from bench.settings import FULL, SMOKE, Settings
 from bench.targets import check
 from bench.ways import Launcher, Programs
@@ -197,6 +198,15 @@ def _main(args: argparse.Namespace) -> int:
         )
         for verdict in verdicts:
             print(f"  {verdict.line()}")
+    hook = hook_cost(results)
+    if hook:
+        print()
+        print(
+            f"The cost of an addon hook (S9 against S1, same run; "
+            f"-s {ADDON.relative_to(deps.REPO)}), proxy CPU:"
+        )
+        for cost in hook:
+            print(f"  {cost.line()}")
     if profile:
         print()
         print(profile)
@@ -235,6 +245,7 @@ def _main(args: argparse.Namespace) -> int:
             {"scenario": v.target.scenario, "target": v.target.text, "value": v.value, "met": v.met}
             for v in verdicts
         ],
+        "addon_hook": {cost.way: cost.to_json() for cost in hook},
         "profile": profile,
     }
     args.json.parent.mkdir(parents=True, exist_ok=True)

@@ -114,7 +114,7 @@ class Launcher:
         self._stopped_cpu = 0.0  # CPU seconds of the proxies stopped so far
         self._running: Launched | None = None
 
-    def _waylay(self) -> tuple[Launched, Route]:
+    def _waylay(self, options: Sequence[str]) -> tuple[Launched, Route]:
         confdir = self.workdir / "waylay-confdir"
         confdir.mkdir(exist_ok=True)
         command = [
@@ -132,6 +132,7 @@ class Launcher:
             str(confdir),
             "--upstream-ca",
             str(self.origin.ca),
+            *options,
         ]
         env = clean_env(self.home, {"PYTHONPATH": str(self.programs.waylay_src)})
         process = Launched(WAYLAY, pinned(self.core, command), env)
@@ -178,7 +179,13 @@ class Launcher:
         return process, route
 
     @contextmanager
-    def start(self, way: str, mitmdump_options: Sequence[str] = ()) -> Iterator[Route]:
+    def start(
+        self,
+        way: str,
+        mitmdump_options: Sequence[str] = (),
+        waylay_options: Sequence[str] = (),
+    ) -> Iterator[Route]:
+        """``way`` started and ready; each proxy's options are added to its command line."""
         if way == DIRECT:
             yield Route(
                 way=DIRECT,
@@ -187,7 +194,9 @@ class Launcher:
                 trust=self.origin.ca,
             )
             return
-        process, route = self._waylay() if way == WAYLAY else self._mitmdump(mitmdump_options)
+        process, route = (
+            self._waylay(waylay_options) if way == WAYLAY else self._mitmdump(mitmdump_options)
+        )
         self._running = process
         try:
             yield route

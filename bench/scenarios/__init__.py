@@ -1,4 +1,5 @@
-"""The scenarios of issue 8, in the order they run and print: one module and one line each."""
+"""The scenarios of issue 8 (and S9, issue 6's addon hook), in the order they run and print:
+one module and one line each."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from bench.scenarios.s5_memory import Memory
 from bench.scenarios.s6_first_certificate import FirstCertificate
 from bench.scenarios.s7_startup import Startup
 from bench.scenarios.s8_filter import Filter
+from bench.scenarios.s9_addon_hook import AddonHook
 from bench.settings import Settings
 
 __all__ = ["Env", "Metric", "Sample", "Scenario", "all_scenarios"]
@@ -26,4 +28,5 @@ def all_scenarios(settings: Settings) -> list[Scenario]:
         FirstCertificate(),
         Startup(),
         Filter(settings),
+        AddonHook(),
     ]

@@ -41,6 +41,7 @@ class Scenario:
     # "n/a" in the table, where "—" means a metric that needs a proxy.
     no_equivalent: tuple[str, ...] = ()
     mitmdump_options: tuple[str, ...] = ()  # what mitmdump runs with here, beside -q
+    waylay_options: tuple[str, ...] = ()  # what waylay dump runs with here, beside its own
 
     def prepare(self, env: Env) -> str | None:
         """Once before the rounds: make what every round needs; a line to say, if any."""
@@ -48,7 +49,7 @@ class Scenario:
 
     def run(self, env: Env, way: str) -> Sample:
         """One measurement of one way: start it, measure, stop it."""
-        with env.launcher.start(way, self.mitmdump_options) as route:
+        with env.launcher.start(way, self.mitmdump_options, self.waylay_options) as route:
             return self.measure(env, route)
 
     def measure(self, env: Env, route: Route) -> Sample:

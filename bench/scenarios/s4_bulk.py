@@ -50,7 +50,7 @@ class Bulk(Scenario):
 
     def run(self, env: Env, way: str) -> Sample:
         sample = super().run(env, way)
-        with env.launcher.start(way, self.mitmdump_options) as route:
+        with env.launcher.start(way, self.mitmdump_options, self.waylay_options) as route:
             sample.update(self._download(env, route, https=True))
         return sample
 

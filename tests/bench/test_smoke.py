@@ -19,7 +19,7 @@ import pytest
 pytestmark = [pytest.mark.bench, pytest.mark.timeout(300)]
 
 REPO = Path(__file__).resolve().parents[2]
-SCENARIOS = {"S1", "S2", "S3", "S4", "S5", "S6", "S7", "S8"}
+SCENARIOS = {"S1", "S2", "S3", "S4", "S5", "S6", "S7", "S8", "S9"}
 # The rows that have a number without a proxy; the others are about the proxy itself.
 WITH_DIRECT = {
     ("S1", "requests/s"),
@@ -34,6 +34,9 @@ WITH_DIRECT = {
     ("S4", "MB/s, HTTPS"),
     ("S6", "new host, connection to first byte (ms)"),
     ("S6", "cached host, connection to first byte (ms)"),
+    ("S9", "requests/s"),
+    ("S9", "p50 latency (ms)"),
+    ("S9", "p99 latency (ms)"),
 }
 # Scenarios that only waylay can run: nothing to compare in the other two columns.
 WAYLAY_ONLY = {"S8"}
@@ -83,4 +86,11 @@ def test_smoke_run_fills_every_column(tmp_path: Path) -> None:
     document = json.loads(results.read_text())
     assert set(document["scenarios"]) == SCENARIOS
     assert document["targets"] == []  # a smoke run checks no target
+    # S9 against S1: what the trivial request hook adds, for each proxy.
+    assert set(document["addon_hook"]) == {"waylay", "mitmdump"}
+    for way, cost in document["addon_hook"].items():
+        assert cost["s9_cpu_per_request"] > 0, f"{way}: {cost}"
+        assert cost["rps_ratio_s9_s1"] > 0, f"{way}: {cost}"
+        assert len(cost["added_per_round"]) == 1, f"{way}: {cost}"
+    assert "The cost of an addon hook" in run.stdout, run.stdout
     assert document["seconds"] < SMOKE_BUDGET, f"smoke run took {document['seconds']} s"

@@ -27,7 +27,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from waylay.addons.rulespec import Rule, check_template, compile_regex, split_rule
-from waylay.errors import WaylayError
 from waylay.flow import Flow, Request
 
 FLAG = "--map-remote"
@@ -89,7 +88,7 @@ class MapRemote:
             before = authority(request)
             try:
                 request.url = new_url
-            except (ValueError, WaylayError) as exc:  # not an http(s) URL: ProtocolError
+            except ValueError as exc:  # not an absolute http(s) URL
                 log.warning("%s %r: %s not rewritten: %s", FLAG, r.rule.text, url, exc)
                 continue
             after = authority(request)

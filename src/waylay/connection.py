@@ -742,6 +742,11 @@ class ClientConnection(asyncio.Protocol):
         return Target("origin", inner.scheme, host, inner.port, target.path)
 
     def _new_flow(self, head: RequestHead, target: Target) -> Flow:
+        hooks = self.ctx.hooks
+        fields = head.headers
+        if hooks.requestheaders or hooks.request or hooks.http_connect:
+            # The head stays what the client sent; the flow becomes what the addons make it.
+            fields = list(fields)
         request = Request(
             method=head.method.decode("ascii"),
             scheme=target.scheme,
@@ -749,7 +754,7 @@ class ClientConnection(asyncio.Protocol):
             port=target.port,
             path=target.path.decode("ascii"),
             http_version=head.version.decode("ascii"),
-            headers=Headers.wrap(head.headers),
+            headers=Headers.wrap(fields),
         )
         return Flow(
             self.client.address,
@@ -776,8 +781,10 @@ class ClientConnection(asyncio.Protocol):
             return False
         upgrade = is_upgrade_request(sent.head)
         host = route.host_header
-        if route.keep_host:
-            host = header_value(request.headers.fields, b"host") or host
+        named = header_value(request.headers.fields, b"host")
+        if named and (route.keep_host or named != header_value(head.headers, b"host")):
+            # The client's Host inside a tunnel, or one an addon set: sent as it is.
+            host = named
         headers = forward_request_headers(
             sent.head.headers,
             host,

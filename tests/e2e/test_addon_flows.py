@@ -594,3 +594,20 @@ def test_tcp_message_hooks_see_and_change_a_relayed_protocol(tmp_path: Path) -> 
     assert second == b"AGAIN\n"  # the server's "DROP" answer to SECRET never arrived
     assert (True, b"\x00hello\n") in seen
     assert any(not from_client and b"DROP\n" in data for from_client, data in seen)
+
+
+def test_a_host_header_an_addon_sets_is_sent_as_it_is(origin: Origin, tmp_path: Path) -> None:
+    def requestheaders(flow: Flow) -> None:
+        flow.request.headers["Host"] = "virtual.example.test"
+
+    async def main() -> tuple[httpx.Response, httpx.Response]:
+        async with proxy(tmp_path, []) as (_, url), client(url) as http:
+            plain = await http.get(origin.url("/echo/"), headers={"Host": "ignored.example.test"})
+        hooked = proxy(tmp_path, [Hooked(requestheaders=requestheaders)])
+        async with hooked as (_, url), client(url) as http:
+            return plain, await http.get(origin.url("/echo/"))
+
+    plain, hooked = asyncio.run(main())
+    # Without an addon the URL names the server, whatever Host said (RFC 9112 §3.2.2).
+    assert echoed(plain)["headers"]["host"] == origin.authority
+    assert echoed(hooked)["headers"]["host"] == "virtual.example.test"

@@ -477,6 +477,13 @@ def _reject_early(ex: Exchange) -> None:
     ex.respond(413, headers, b"too large\n")
 
 
+def _image(ex: Exchange) -> None:
+    """``/image/NAME.EXT``: ``n`` bytes of the pattern (2000 unless set) as ``image/EXT``."""
+    extension = ex.record.path.rsplit(".", 1)[-1]
+    body = pattern_bytes(int(ex.query_value("n", "2000")))
+    ex.respond(200, [("Content-Type", f"image/{extension}")], body)
+
+
 ROUTES: dict[str, Callable[[Exchange], None]] = {
     "echo": _echo,
     "bytes": _bytes,
@@ -495,6 +502,7 @@ ROUTES: dict[str, Callable[[Exchange], None]] = {
     "big-head": _big_head,
     "delay": _delay,
     "reject-early": _reject_early,
+    "image": _image,
 }
 
 

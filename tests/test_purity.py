@@ -49,6 +49,7 @@ PURE_MODULES = [
     "waylay.addons.builtin",
     "waylay.addons.options",
     "waylay.addons.script",
+    "waylay.addons.reference",
     "waylay.filters",
 ]
 

@@ -494,6 +494,31 @@ def _transparent_command(commands: Any) -> None:
     )
 
 
+class _LogFormat(logging.Formatter):
+    """waylay's own lines start with "waylay: "; an addon's with its logger's name."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        name = record.name
+        if name == "waylay" or name.startswith("waylay."):
+            who = "waylay"
+        else:
+            who = "addon" if name == "root" else name
+        return f"{who}: {super().format(record)}"
+
+
+def _configure_logging() -> None:
+    """waylay says warnings and errors; addon scripts' logging.info() is shown too."""
+    root = logging.getLogger()
+    if root.handlers:
+        return  # configured already (as logging.basicConfig, a second call changes nothing)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_LogFormat("%(message)s"))
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    for quiet in ("waylay", "asyncio"):
+        logging.getLogger(quiet).setLevel(logging.WARNING)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
@@ -509,7 +534,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         words = ["waylay", args.command, action]
         prog = " ".join(word for word in words if word)
         _Parser(prog=prog).error(f"unrecognized arguments: {' '.join(unknown)}")
-    logging.basicConfig(format="waylay: %(message)s", level=logging.WARNING, stream=sys.stderr)
+    _configure_logging()
     try:
         if args.command == "transparent":
             return run_transparent(args)

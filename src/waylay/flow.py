@@ -100,14 +100,24 @@ class _Message:
 
 @dataclass(slots=True)
 class Request(_Message):
+    """An HTTP request as waylay forwards it: change it in a hook and the server gets that."""
+
+    # The method, as sent: "GET", "POST"; "CONNECT" for a tunnel; "" for a TCP flow.
     method: str
+    # "http" or "https" (how waylay talks to the server), "tcp" for a TCP flow.
     scheme: str
+    # The server the request goes to: a name or an address (IPv6 without brackets).
     host: str
     port: int
+    # The origin-form target: the path and the query ("/search?q=1"), "*" for OPTIONS *.
     path: str
+    # "HTTP/1.1" or "HTTP/1.0", as the client spoke (waylay speaks HTTP/1.1 to servers).
     http_version: str
     headers: Headers
+    # The body as on the wire, framing undone, Content-Encoding still applied; None while it
+    # streams (no request hook read it).
     raw_content: bytes | None = None
+    # A chunked body's trailer fields, once it is complete.
     trailers: Headers | None = None
     # Set in a requestheaders hook: True streams the body even though a request hook would
     # see it whole; a function transforms each piece as it streams.
@@ -168,11 +178,18 @@ class Request(_Message):
 
 @dataclass(slots=True)
 class Response(_Message):
+    """An HTTP response as waylay sends it to the client: change it in a response hook."""
+
     status_code: int
+    # The reason phrase: "OK", "Not Found" (what the server sent, which may be anything).
     reason: str
+    # "HTTP/1.1" or "HTTP/1.0", as the server spoke.
     http_version: str
     headers: Headers
+    # The body as on the wire, framing undone, Content-Encoding still applied; None while it
+    # streams (no response hook read it, or it was over --stream-large-bodies).
     raw_content: bytes | None = None
+    # A chunked body's trailer fields, once it is complete.
     trailers: Headers | None = None
     # Set in a responseheaders hook: as Request.stream.
     stream: bool | StreamTransform = False
@@ -184,8 +201,9 @@ class Response(_Message):
         content: bytes | str = b"",
         headers: Mapping[str, str] | Iterable[tuple[str | bytes, str | bytes]] = (),
     ) -> Response:
-        """A response an addon answers with (set it as ``flow.response`` in a request hook:
-        the server is never contacted). Text content is sent as UTF-8."""
+        """A response an addon answers with: set it as ``flow.response`` in a requestheaders,
+        request or http_connect hook and the server is never contacted. Text content is sent
+        as UTF-8; the Content-Length is waylay's to set."""
         body = content.encode("utf-8") if isinstance(content, str) else bytes(content)
         try:
             reason = HTTPStatus(status_code).phrase
@@ -197,9 +215,11 @@ class Response(_Message):
 
 @dataclass(slots=True)
 class Error:
-    """Why a flow did not complete; ``code`` is the `X-Waylay-Error` code."""
+    """Why a flow did not complete."""
 
+    # One line a person can act on.
     reason: str
+    # A short code, the `X-Waylay-Error` header's: "connection-refused", "killed".
     code: str
 
 
@@ -207,9 +227,13 @@ class Error:
 class Timestamps:
     """Seconds since the epoch; 0.0 until the event happened."""
 
+    # The request head was read.
     start: float = 0.0
+    # The request's last byte went to the server.
     request_sent: float = 0.0
+    # The server's first response byte arrived.
     first_response_byte: float = 0.0
+    # The flow ended: the response's last byte went to the client, or it failed.
     end: float = 0.0
 
 
@@ -217,8 +241,11 @@ class Timestamps:
 class TcpMessage:
     """What one side of a TCP flow sent at once (the tcp_message hook may change content)."""
 
+    # True for the client's bytes, False for the server's.
     from_client: bool
+    # The bytes; what the hooks leave here is sent on instead (b"": nothing).
     content: bytes
+    # When they arrived, in seconds since the epoch.
     timestamp: float
 
 
@@ -245,24 +272,33 @@ class Flow:
     its body sizes count the bytes each way, and its captured bodies hold the first bytes.
     """
 
+    # Who sent the request: (address, port).
     client_address: tuple[str, int]
     request: Request
+    # The server's (address, port) once connected.
     server_address: tuple[str, int] | None = None
+    # None until the response head arrived (or an addon answered).
     response: Response | None = None
+    # Why the flow failed, if it did (then the client was told, or its connection reset).
     error: Error | None = None
     timestamps: Timestamps = field(default_factory=Timestamps)
+    # Body bytes that went through each way (payload, without chunk framing).
     request_body_size: int = 0
     response_body_size: int = 0
+    # This process's number for the flow (the store's is store_id).
     id: int = field(default_factory=lambda: next(_flow_ids))
-    # The flow's id in the flow store, once it has one; bits of what of its bodies the store
-    # did not keep (store/schema.py: truncated at --body-limit, dropped when behind).
+    # Set by waylay: the flow's id in the flow store, once it has one.
     store_id: int | None = None
+    # Set by waylay: what of the bodies the store did not keep (store/schema.py).
     capture_flags: int = 0
     # The stored flow this one replays (waylay replay), if any.
     replay_of: int | None = None
+    # "http", or "tcp" for a raw TCP connection (transparent mode).
     kind: str = "http"
     # Set in requestheaders: neither body is buffered for request/response hooks.
     stream: bool = False
+    # An addon's own notes on the flow (mitmproxy's flow.metadata): waylay never reads it.
+    metadata: dict[str, Any] = field(default_factory=dict)
     # A TCP flow's last message, for tcp_message hooks (only the last: memory stays flat).
     messages: list[TcpMessage] | None = None
     # Paused by intercept(); who waits for resume() (the connection) is told through
@@ -281,6 +317,7 @@ class Flow:
 
     @property
     def killed(self) -> bool:
+        """flow.kill() was called (the flow's error says "killed")."""
         return self.error is not None and self.error.code == KILLED.code
 
     def kill(self) -> None:
@@ -290,10 +327,13 @@ class Flow:
 
     @property
     def intercepted(self) -> bool:
+        """The flow is paused by intercept() and waits for resume()."""
         return self._intercepted
 
     def intercept(self) -> None:
-        """Pause the flow after the current hook, until resume() (other flows go on)."""
+        """Pause the flow once the hooks of this moment have run, until resume() (other
+        flows go on). resume() must be called on waylay's event loop (from another thread:
+        loop.call_soon_threadsafe(flow.resume))."""
         self._intercepted = True
 
     def resume(self) -> None:
@@ -308,6 +348,8 @@ class Flow:
 class Client:
     """A client connection, as the client_connected and client_disconnected hooks see it."""
 
+    # The client's (address, port).
     address: tuple[str, int]
+    # Seconds since the epoch; disconnected_at is 0.0 while it is connected.
     connected_at: float
     disconnected_at: float = 0.0

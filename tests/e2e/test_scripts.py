@@ -253,3 +253,26 @@ def test_a_bad_script_or_setting_at_start_is_one_line_and_status_2(
     assert result.stderr.startswith("waylay: error: ")
     assert message.format(script=script) in result.stderr
     assert "waylay listening" not in result.stderr
+
+
+def test_a_scripts_logging_is_shown_and_named(
+    start_scripted: StartScripted, origin: Origin, home: Path, tmp_path: Path
+) -> None:
+    script = write(
+        tmp_path / "talks.py",
+        """\
+        import logging
+
+        def response(flow):
+            flow.metadata["seen"] = flow.request.path
+            logging.info("saw %s", flow.metadata["seen"])
+            logging.getLogger("talks").warning("named")
+            logging.debug("not shown")
+        """,
+    )
+    proxy = start_scripted("-s", str(script))
+    get(proxy, origin, home, "/echo/said")
+    assert wait_for(lambda: "talks: named" in proxy.stderr_text().splitlines())
+    said = proxy.stderr_text().splitlines()
+    assert "addon: saw /echo/said" in said
+    assert not any("not shown" in line for line in said)

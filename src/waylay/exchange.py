@@ -87,6 +87,9 @@ class BodyOut:
         transform = self._transform
         if transform is not None:
             pieces = [_transformed(transform, piece) for piece in pieces]
+            if done:
+                # As in mitmproxy: b"" at the end lets a function flush what it held back.
+                pieces.append(_transformed(transform, b""))
         if not self._chunked:
             return [piece for piece in pieces if piece]
         out = [chunk(piece) for piece in pieces if piece]

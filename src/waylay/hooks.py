@@ -46,7 +46,8 @@ HOOKS: dict[str, str] = {
     "requestheaders": (
         "A request head arrived; its body (if any) has not been read yet. Receives the Flow. "
         "Set flow.request.stream = True (or a function from bytes to bytes, applied to each "
-        "piece) to stream the body past request hooks, or flow.stream = True for both bodies."
+        "piece as it is on the wire, then once to b'' at the end) to stream the body past "
+        "request hooks, or flow.stream = True for both bodies."
     ),
     "request": (
         "The whole request has been read (its body buffered whole: flow.request.content) and "

@@ -369,7 +369,8 @@ def test_a_stream_function_transforms_a_response_as_it_streams(
 
 def test_a_stream_function_transforms_an_upload(origin: Origin, tmp_path: Path) -> None:
     def requestheaders(flow: Flow) -> None:
-        flow.request.stream = lambda piece: piece * 2
+        # Doubles each piece, and at the end (b"") adds a last word.
+        flow.request.stream = lambda piece: piece * 2 if piece else b"!"
 
     async def main() -> httpx.Response:
         hook = Hooked(requestheaders=requestheaders, request=lambda flow: None)
@@ -377,8 +378,8 @@ def test_a_stream_function_transforms_an_upload(origin: Origin, tmp_path: Path) 
             return await http.post(origin.url("/echo/"), content=b"abc")
 
     payload = echoed(asyncio.run(main()))
-    assert payload["body_length"] == 6
-    assert payload["body_sha256"] == hashlib.sha256(b"abcabc").hexdigest()
+    assert payload["body_length"] == 7
+    assert payload["body_sha256"] == hashlib.sha256(b"abcabc!").hexdigest()
 
 
 def test_bodies_over_the_limit_stream_past_the_hooks_intact(origin: Origin, tmp_path: Path) -> None:

@@ -176,6 +176,20 @@ def _sent_request(
     return _SentRequest(RequestHead(method, target, head.version, fields), framing, body is None)
 
 
+class _WebUiRefused(ProtocolError):
+    """A request or tunnel to waylay's own web UI through the proxy port."""
+
+    status = 403
+    code = "web-ui-not-through-proxy"
+
+
+def _web_ui_refused(web: tuple[str, int] | None) -> _WebUiRefused:
+    where = f" at {_show(web)}" if web else ""
+    return _WebUiRefused(
+        f"waylay's web UI is not reachable through the proxy: open it directly{where}"
+    )
+
+
 _TCHAR = b"!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 _VCHAR = bytes(range(0x21, 0x7F)).replace(b"#", b"")
 _KILLED = WaylayError("killed by an addon", code="killed")
@@ -621,6 +635,8 @@ class ClientConnection(asyncio.Protocol):
         """A request for waylay itself: its own address, directly or by URL, or waylay.test."""
         if target.form != "absolute":
             return True  # origin form (or *): the client asked the proxy's own address
+        if self._reaches_web_ui((target.host, target.port)):
+            raise _web_ui_refused(self.ctx.web_ui)
         return target.host == INSTALL_HOST or (target.host, target.port) in self.ctx.own_addresses
 
     def _install_page(self, head: RequestHead, target: Target) -> bool:
@@ -1030,7 +1046,7 @@ class ClientConnection(asyncio.Protocol):
         """A redirected connection: True to serve its requests (HTTP, or intercepted TLS)."""
         assert self.transport is not None
         original = self._original
-        if original is None or self._is_own(original):
+        if original is None or self._is_own(original) or self._reaches_web_ui(original):
             log.warning(
                 "%s connected to waylay itself%s: in transparent mode waylay serves only "
                 "connections the network redirected to it (see `waylay transparent rules` and "
@@ -1089,6 +1105,22 @@ class ClientConnection(asyncio.Protocol):
         )
         _reset(self.transport)
         return True
+
+    def _reaches_web_ui(self, address: tuple[str, int]) -> bool:
+        """``address`` (a connected server's, or a URL's host and port) is waylay's web UI.
+
+        Its API must never be reachable through the proxy (mitmweb's CVE-2025-23217): not by
+        URL, not by a name that resolves to it, not by CONNECT, not redirected to it.
+        """
+        web = self.ctx.web_ui
+        if web is None or address[1] != web[1]:
+            return False
+        host = mapped_to_ipv4(address[0])
+        if host == "localhost":
+            host = "127.0.0.1"
+        if web[0] in ("0.0.0.0", "::"):
+            return ip_literal(host) is not None and _is_local_address(host)
+        return host == web[0]
 
     def _is_own(self, address: tuple[str, int]) -> bool:
         """``address`` is waylay's own listening socket (what an unredirected client reached)."""
@@ -1419,6 +1451,9 @@ class ClientConnection(asyncio.Protocol):
         self.gate.pause("connecting")  # what the client sends meanwhile waits in the kernel
         try:
             upstream = await self._connect(route.host, route.port)
+            if self._reaches_web_ui(upstream.address):
+                upstream.close()
+                raise _web_ui_refused(self.ctx.web_ui)
             if route.tls_name is not None:
                 await start_tls(
                     upstream,
@@ -1427,7 +1462,7 @@ class ClientConnection(asyncio.Protocol):
                     timeout=limits.tls_handshake_timeout,
                 )
             upstream.key = route.key
-        except UpstreamError as exc:
+        except (UpstreamError, _WebUiRefused) as exc:
             await self._flow_failed(flow, exc, response_started=False)
             return None
         finally:

@@ -44,6 +44,8 @@ class ProxyContext:
     # own address, and the (host, port) pairs that are the proxy itself (never forwarded to).
     install_page: InstallPage | None = None
     own_addresses: frozenset[tuple[str, int]] = frozenset()
+    # `waylay web`: the UI's listening (address, port) — never reachable through the proxy.
+    web_ui: tuple[str, int] | None = None
     # Transparent mode: the source ports of waylay's open connections to servers. A client
     # that comes from one of them (from this machine) is waylay itself, redirected back.
     own_ports: set[int] = field(default_factory=set)

@@ -612,3 +612,33 @@ def test_a_host_header_an_addon_sets_is_sent_as_it_is(origin: Origin, tmp_path: 
     # Without an addon the URL names the server, whatever Host said (RFC 9112 §3.2.2).
     assert echoed(plain)["headers"]["host"] == origin.authority
     assert echoed(hooked)["headers"]["host"] == "virtual.example.test"
+
+
+@pytest.mark.parametrize("how", ["absolute", "by-name", "localhost", "connect"])
+def test_the_web_ui_is_never_reachable_through_the_proxy(tmp_path: Path, how: str) -> None:
+    """The UI's address (any server listening there stands for it) is refused, however named."""
+    reached: list[bytes] = []
+
+    async def ui(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        reached.append(await reader.read(100))
+        writer.close()
+
+    async def main() -> bytes:
+        server = await asyncio.start_server(ui, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        async with server, proxy(tmp_path, []) as (proxy_server, url):
+            proxy_server.ctx.web_ui = ("127.0.0.1", port)
+            host = {"absolute": "127.0.0.1", "by-name": HOST, "localhost": "localhost"}.get(
+                how, HOST
+            )
+            if how == "connect":
+                request = f"CONNECT {HOST}:{port} HTTP/1.1\r\nHost: {HOST}:{port}\r\n\r\n"
+            else:
+                request = f"GET http://{host}:{port}/api/flows HTTP/1.1\r\nHost: x\r\n\r\n"
+            return await raw_exchange(url, request.encode())
+
+    answer = asyncio.run(main())
+    assert answer.startswith(b"HTTP/1.1 403 Forbidden\r\n"), answer
+    # A name or a CONNECT is known to lead there only once connected: nothing is ever sent.
+    assert b"X-Waylay-Error: web-ui-not-through-proxy" in answer
+    assert b"".join(reached) == b""

@@ -63,6 +63,7 @@ def _status(i: int) -> int:
 
 def _flows(count: int) -> Iterator[tuple[Flow, None, None]]:
     from waylay.flow import Flow, Request, Response, Timestamps
+    from waylay.headers import Headers
 
     request_headers = [
         (b"User-Agent", b"Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"),
@@ -73,7 +74,7 @@ def _flows(count: int) -> Iterator[tuple[Flow, None, None]]:
     for i in range(count):
         host = _host(i)
         api = i % 4 == 1
-        method = b"POST" if i % 50 == 3 else b"GET"
+        method = "POST" if i % 50 == 3 else "GET"
         path = f"/api/v1/items/{i % 5000}" if api else f"/static/app-{i % 300}.js"
         status = _status(i)
         size = 0 if status == 304 else 512 + (i * 37) % 40_000
@@ -84,21 +85,23 @@ def _flows(count: int) -> Iterator[tuple[Flow, None, None]]:
             scheme="https",
             host=host,
             port=443,
-            path=path.encode(),
-            http_version=b"HTTP/1.1",
-            headers=[(b"Host", host.encode()), *request_headers],
+            path=path,
+            http_version="HTTP/1.1",
+            headers=Headers.wrap([(b"Host", host.encode()), *request_headers]),
         )
         response = Response(
             status_code=status,
-            reason=b"OK" if status == 200 else b"Not Found" if status == 404 else b"Other",
-            http_version=b"HTTP/1.1",
-            headers=[
-                (b"Date", b"Thu, 01 Jan 2026 00:00:00 GMT"),
-                (b"Server", b"nginx"),
-                (b"Content-Type", kind),
-                (b"Content-Length", str(size).encode()),
-                (b"Cache-Control", b"max-age=3600"),
-            ],
+            reason="OK" if status == 200 else "Not Found" if status == 404 else "Other",
+            http_version="HTTP/1.1",
+            headers=Headers.wrap(
+                [
+                    (b"Date", b"Thu, 01 Jan 2026 00:00:00 GMT"),
+                    (b"Server", b"nginx"),
+                    (b"Content-Type", kind),
+                    (b"Content-Length", str(size).encode()),
+                    (b"Cache-Control", b"max-age=3600"),
+                ]
+            ),
         )
         flow = Flow(
             client_address=("127.0.0.1", 40_000 + i % 20_000),

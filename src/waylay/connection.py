@@ -152,17 +152,22 @@ class _SentRequest:
 
 
 def _sent_request(
-    request: Request, head: RequestHead, framing: Framing, body: bytes | None
+    request: Request, head: RequestHead, target: Target, framing: Framing, body: bytes | None
 ) -> _SentRequest:
     """What to send for ``request`` (ValueError when an addon made it unsendable)."""
+    if request.headers.fields is head.headers:
+        # No request-side addon (they get a copy of the fields): the request is the head's,
+        # checked by the parser already.
+        return _SentRequest(RequestHead(head.method, target.path, head.version, head.headers),
+                            framing, True)  # fmt: skip
     method = request.method.encode("latin-1")
     if not method or method.translate(None, _TCHAR):
         raise ValueError(f"{request.method!r} is not a method (RFC 9110 §9.1 token)")
     try:
-        target = request.path.encode("ascii")
+        path = request.path.encode("ascii")
     except UnicodeEncodeError:
         raise ValueError(f"the path {request.path!r} is not ASCII: percent-encode it") from None
-    if not (target.startswith(b"/") or target == b"*") or target.translate(None, _VCHAR):
+    if not (path.startswith(b"/") or path == b"*") or path.translate(None, _VCHAR):
         raise ValueError(f"the path {request.path!r} is not an origin-form target (RFC 9112 §3.2)")
     fields = request.headers.fields
     if body is not None:
@@ -173,7 +178,7 @@ def _sent_request(
             framing = Framing("length", len(body))
     elif callable(request.stream) and framing.kind != "none":
         fields = with_body_length(fields, None)  # transformed as it streams: chunked anew
-    return _SentRequest(RequestHead(method, target, head.version, fields), framing, body is None)
+    return _SentRequest(RequestHead(method, path, head.version, fields), framing, body is None)
 
 
 class _WebUiRefused(ProtocolError):
@@ -790,7 +795,7 @@ class ClientConnection(asyncio.Protocol):
         request = flow.request
         route = self._route(flow, target)
         try:
-            sent = _sent_request(request, head, framing, body)
+            sent = _sent_request(request, head, target, framing, body)
         except ValueError as exc:
             error = WaylayError(f"an addon made the request unsendable: {exc}", code="addon-error")
             await self._flow_failed(flow, error, response_started=False)

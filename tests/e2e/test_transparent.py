@@ -107,6 +107,14 @@ class Lab:
         return [json.loads(line) for line in result.splitlines()]
 
 
+TCP_SCRIPT = """\
+def tcp_message(flow):
+    message = flow.messages[-1]
+    if message.from_client:
+        message.content = message.content.replace(b"swap-me", b"SWAPPED")
+"""
+
+
 def subprocess_run(command: list[str], save: Path) -> str:
     import subprocess
 
@@ -175,6 +183,9 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
         apply_rules(gateway, home, "--gateway", "eth0", ports=PORTS)
         confdir = tmp / "confdir"
         save = tmp / "flows.db"
+        # Every TCP flow goes through a tcp_message hook; only a marked line is changed.
+        script = tmp / "swap.py"
+        script.write_text(TCP_SCRIPT)
         waylay = WaylayProcess(
             [
                 "dump", "--mode", "transparent", "--listen", f"*:{PROXY_PORT}",
@@ -182,6 +193,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
                 "--peek-timeout", str(PEEK_TIMEOUT), "--save", str(save),
                 "--tls-handshake-timeout", str(TLS_HANDSHAKE_TIMEOUT),
                 *(arg for pattern in IGNORED for arg in ("--ignore-hosts", pattern)),
+                "-s", str(script),
             ],
             clean_env(home),
             prefix=gateway.prefix,
@@ -529,3 +541,15 @@ def test_upstream_mark_without_the_right_to_mark_is_exit_2(tmp_path: Path) -> No
         "waylay: error: --upstream-mark 0x2a: cannot mark sockets (Operation not permitted); "
         "it needs root with CAP_NET_ADMIN, as the iptables rules it works with do"
     ]
+
+
+def test_tcp_message_hooks_change_a_redirected_protocol(lab: Lab) -> None:
+    with lab.connect(SERVER4, 7) as sock:
+        sock.sendall(b"please swap-me\n")
+        received = b""
+        while not received.endswith(b"\n"):
+            chunk = sock.recv(65536)
+            assert chunk, "the relay closed early"
+            received += chunk
+    # The client's bytes were changed on their way; the echo sent back what it got.
+    assert received == b"please SWAPPED\n"

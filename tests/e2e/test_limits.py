@@ -15,8 +15,9 @@ from collections.abc import Iterator
 
 import pytest
 
+from ..testdata import CLIENTHELLOS
 from .contract import assert_waylay_error, proxy_request
-from .origin import ORIGIN_HOST, Origin
+from .origin import ORIGIN_HOST, Origin, TunnelPeer
 from .waylay_process import StartWaylay
 from .wire import WireClient
 
@@ -134,3 +135,20 @@ def test_connect_timeout_is_a_504(full_backlog: int, start_waylay: StartWaylay) 
     assert_waylay_error(response, 504, b"timed out after 1s")
     assert response.header("X-Waylay-Error") == b"connect-timeout"
     assert 1.0 <= time.monotonic() - started < 3.0
+
+
+def test_a_clienthello_over_max_peek_size_is_relayed_untouched(
+    tunnel_peer: TunnelPeer, start_waylay: StartWaylay
+) -> None:
+    # Chromium's ClientHello (1,988 bytes, post-quantum key share) over a 1 KiB peek limit:
+    # waylay does not read on for it; the tunnel carries it to the server as it was.
+    hello = (CLIENTHELLOS / "chromium.bin").read_bytes()
+    assert len(hello) > 1024
+    waylay = start_waylay("--max-peek-size", "1k")
+    authority = f"tunnel.example.test:{tunnel_peer.port}"
+    with WireClient(waylay.port) as client:
+        client.send(f"CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\n\r\n".encode())
+        assert client.read_head().status == 200
+        client.send(hello)
+        assert client.read_exactly(len(hello)) == hello  # the echo got it byte for byte
+    assert waylay.wait_for_stderr("longer than 1024 bytes"), waylay.stderr_text()

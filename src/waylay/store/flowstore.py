@@ -23,6 +23,12 @@ network speeds the writer keeps up.
 
 Crash safety: WAL mode with ``synchronous=NORMAL`` survives a killed process; a flow is
 committed within about ``BATCH_INTERVAL`` plus one transaction of its end.
+
+The writer is the store's only writer, so what else changes the file goes through its queue
+too, in order with the flows: `delete` and `clear` (the web UI's), and `flush`, which resolves
+once everything appended before it is committed. Listeners hear of flows twice, both times on
+the event loop: `append_listeners` with the Flow as it is handed over, `commit_listeners`
+with the ids of a transaction once it committed (what a reader of the file can now see).
 """
 
 from __future__ import annotations
@@ -36,7 +42,8 @@ import shutil
 import sqlite3
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -75,8 +82,21 @@ HANDOFF_BYTES = 2 * 1024 * 1024
 ID_BLOCK = 1_000_000
 DEFAULT_BODY_LIMIT = 64 * 1024 * 1024
 
-# One item of a batch: ("flow", flow row, header_parts) or ("body", body row, None).
+# One item of a batch: ("flow", flow row, header_parts) or ("body", body row, None); or a
+# command run in its place in the order: ("delete", ids, future), ("clear", None, future),
+# ("flush", None, future).
 _Item = tuple[str, Any, Any]
+_RECORDS = frozenset({"flow", "body"})
+# A transaction's deletes: the flows' bodies, heads and rows (bodies first: they are most).
+_DELETE_ONE = (
+    "DELETE FROM bodies WHERE flow = ?",
+    "DELETE FROM heads WHERE flow = ?",
+)
+# Bodies of flows not yet committed (still streaming) are not the committed flows': kept.
+_DELETE_ALL = (
+    "DELETE FROM bodies WHERE flow IN (SELECT id FROM flows)",
+    "DELETE FROM heads WHERE flow IN (SELECT id FROM flows)",
+)
 
 
 def open_database(path: Path) -> sqlite3.Connection:
@@ -201,6 +221,11 @@ class FlowStore:
         self._enqueued_bytes = 0
         self._written_bytes = 0  # only the writer thread adds to it
         self.dropped_bodies = 0
+        # Called on the event loop: with each flow append() takes, and with the ids of the
+        # flows each transaction committed.
+        self.append_listeners: list[Callable[[Flow], None]] = []
+        self.commit_listeners: list[Callable[[list[int]], None]] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._thread = threading.Thread(target=self._write, args=(db,), name="waylay-store")
         self._thread.daemon = True
         self._thread.start()
@@ -249,6 +274,28 @@ class FlowStore:
         # The fields stay the flow's own bytes until the writer encodes them, a head at a
         # time: a batch never holds a second, encoded copy of every head.
         self._add(("flow", flow_row(flow, store_id), header_parts(flow)))
+        for listener in self.append_listeners:
+            listener(flow)
+
+    async def delete(self, ids: Iterable[int]) -> list[int]:
+        """Delete the flows ``ids`` (bodies and heads too); the ids that were there."""
+        deleted: list[int] = await self._command("delete", tuple(ids))
+        return deleted
+
+    async def clear(self) -> int:
+        """Delete every committed flow; how many there were. Flow ids are never reused."""
+        count: int = await self._command("clear", None)
+        return count
+
+    async def flush(self) -> None:
+        """Return once every flow appended so far is committed (or failed to be)."""
+        await self._command("flush", None)
+
+    def _command(self, kind: str, argument: Any) -> asyncio.Future[Any]:
+        future = asyncio.get_running_loop().create_future()
+        self._add((kind, argument, future))
+        self._hand_off()
+        return future
 
     def _take_id(self) -> int:
         if self._next_id >= self._id_limit:
@@ -288,7 +335,7 @@ class FlowStore:
     def _add(self, item: _Item) -> None:
         self._batch.append(item)
         if self._handoff is None:
-            loop = asyncio.get_running_loop()
+            loop = self._loop = asyncio.get_running_loop()
             self._handoff = loop.call_later(BATCH_INTERVAL, self._hand_off)
 
     def _hand_off(self) -> None:
@@ -325,14 +372,58 @@ class FlowStore:
                     while batches[-1] is not None:
                         batches.append(self._queue.get_nowait())
                 stop = batches[-1] is None
-                items = [item for b in batches if b is not None for item in b]
+                items = deque(item for b in batches if b is not None for item in b)
                 del batches  # `items` is then all that holds the bodies: _commit lets go of them
-                if items:
-                    self._commit(db, items)
+                while items:
+                    records = []
+                    while items and items[0][0] in _RECORDS:
+                        records.append(items.popleft())
+                    if records:
+                        self._commit(db, records)
+                    if items:
+                        self._run(db, *items.popleft())
                 if stop:
                     return
         finally:
             db.close()
+
+    def _run(self, db: sqlite3.Connection, kind: str, argument: Any, future: Any) -> None:
+        """A command of the queue, in a transaction of its own; its result to its future."""
+        result: Any = None
+        error: BaseException | None = None
+        try:
+            if kind == "delete":
+                db.execute("BEGIN")
+                result = []
+                for store_id in argument:
+                    for statement in _DELETE_ONE:
+                        db.execute(statement, (store_id,))
+                    if db.execute("DELETE FROM flows WHERE id = ?", (store_id,)).rowcount:
+                        result.append(store_id)
+                db.execute("COMMIT")
+            elif kind == "clear":
+                db.execute("BEGIN")
+                for statement in _DELETE_ALL:
+                    db.execute(statement)
+                result = db.execute("DELETE FROM flows").rowcount
+                db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            with contextlib.suppress(sqlite3.Error):
+                db.execute("ROLLBACK")
+            error = exc
+        self._call_soon(_settle, future, result, error)
+
+    def _call_soon(self, callback: Callable[..., object], *args: Any) -> None:
+        """Run ``callback`` on the event loop (from the writer thread)."""
+        loop = self._loop
+        if loop is not None:
+            # A loop already closed (the proxy is stopping) has nobody left to tell.
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(callback, *args)
+
+    def _committed(self, ids: list[int]) -> None:
+        for listener in self.commit_listeners:
+            listener(ids)
 
     def _commit(self, db: sqlite3.Connection, items: list[_Item]) -> None:
         flows, bodies = [], []
@@ -353,6 +444,8 @@ class FlowStore:
                 (row for store_id, parts in heads for row in encoded_head_rows(store_id, parts)),
             )
             db.execute("COMMIT")
+            if self.commit_listeners and flows:
+                self._call_soon(self._committed, [row[0] for row in flows])
         except sqlite3.Error as exc:
             # The disk is full or the file went away: the proxy goes on, the record does not.
             log.error("cannot write %d flows to %s: %s", len(flows), self.path, exc)
@@ -370,3 +463,12 @@ class FlowStore:
             self._written_bytes += len(row[3])
             yield row
             del row
+
+
+def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
+    if future.done():
+        return  # its caller stopped waiting
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)

@@ -51,6 +51,7 @@ PURE_MODULES = [
     "waylay.addons.script",
     "waylay.addons.reference",
     "waylay.filters",
+    "waylay.outbound",
 ]
 
 # Packages that are pure as a whole: each of their modules must be in PURE_MODULES.

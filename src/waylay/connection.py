@@ -34,7 +34,6 @@ import socket
 import struct
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, cast
 
 from cryptography import x509
@@ -65,7 +64,6 @@ from waylay.headers import Headers
 from waylay.hooks import Hook, dispatch
 from waylay.http1.body import ChunkedDecoder, Framing, request_framing
 from waylay.http1.forwarding import (
-    authority,
     client_keep_alive,
     forward_request_headers,
     forward_response_headers,
@@ -82,6 +80,7 @@ from waylay.http1.head import (
 )
 from waylay.http1.serialize import request_head, response_head
 from waylay.installpage import INSTALL_HOST
+from waylay.outbound import InnerServer, Route, SentRequest, route_for, sent_request
 from waylay.platform.linux import mapped_to_ipv4, original_destination
 from waylay.serverreplay import MATCH_BODY_LIMIT, ServerReplay
 from waylay.store.flowstore import BodyCapture
@@ -111,76 +110,6 @@ TCP_CAPTURE_LIMIT = 64 * 1024
 _DISTRUST_ALERTS = ("UNKNOWN_CA", "BAD_CERTIFICATE", "CERTIFICATE_UNKNOWN", "ACCESS_DENIED")
 
 
-@dataclass(frozen=True, slots=True)
-class InnerServer:
-    """The one server the requests inside an intercepted CONNECT tunnel go to."""
-
-    scheme: str  # "https", or "http" for plain HTTP inside the tunnel
-    host: str  # the name flows show: the SNI, else the CONNECT host
-    port: int
-    connect_host: str  # what the CONNECT named: where connections go
-    server_hostname: str | None = None  # the SNI sent and the name verified
-    alpn: tuple[str, ...] = ()  # offered to the server
-    # The server's TLS failed (untrusted, expired...): every request is answered with it.
-    failure: UpstreamError | None = None
-    # Transparent HTTP: each request's Host names its flow (connections go to connect_host).
-    named_by_host: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class Route:
-    """Where one request goes, and how: the connection key, the address, TLS to the server."""
-
-    key: tuple[str, int]  # idle connections are kept and found by it
-    host: str
-    port: int
-    tls_name: str | None = None  # TLS to the server: the name its context is chosen by
-    server_hostname: str | None = None  # the SNI sent and the name verified
-    alpn: tuple[str, ...] = ()
-    host_header: bytes = b""  # the Host sent (but see keep_host)
-    # Inside a tunnel the client already names the server in Host: its words are kept.
-    keep_host: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class _SentRequest:
-    """The request as it goes to the server, after the hooks."""
-
-    head: RequestHead  # method, origin-form target, the client's version, fields to forward
-    framing: Framing  # the body's framing as the exchange reads it
-    streamed: bool  # the body is still to come from the client (not read whole)
-
-
-def _sent_request(
-    request: Request, head: RequestHead, target: Target, framing: Framing, body: bytes | None
-) -> _SentRequest:
-    """What to send for ``request`` (ValueError when an addon made it unsendable)."""
-    if request.headers.fields is head.headers:
-        # No request-side addon (they get a copy of the fields): the request is the head's,
-        # checked by the parser already.
-        return _SentRequest(RequestHead(head.method, target.path, head.version, head.headers),
-                            framing, True)  # fmt: skip
-    method = request.method.encode("latin-1")
-    if not method or method.translate(None, _TCHAR):
-        raise ValueError(f"{request.method!r} is not a method (RFC 9110 §9.1 token)")
-    try:
-        path = request.path.encode("ascii")
-    except UnicodeEncodeError:
-        raise ValueError(f"the path {request.path!r} is not ASCII: percent-encode it") from None
-    if not (path.startswith(b"/") or path == b"*") or path.translate(None, _VCHAR):
-        raise ValueError(f"the path {request.path!r} is not an origin-form target (RFC 9112 §3.2)")
-    fields = request.headers.fields
-    if body is not None:
-        # Read whole: it goes with its own length (what the hooks made of it). An Expect was
-        # answered by waylay already.
-        if body or framing.kind != "none":
-            fields = [f for f in with_body_length(fields, len(body)) if f[0].lower() != b"expect"]
-            framing = Framing("length", len(body))
-    elif callable(request.stream) and framing.kind != "none":
-        fields = with_body_length(fields, None)  # transformed as it streams: chunked anew
-    return _SentRequest(RequestHead(method, path, head.version, fields), framing, body is None)
-
-
 class _WebUiRefused(ProtocolError):
     """A request or tunnel to waylay's own web UI through the proxy port."""
 
@@ -195,8 +124,6 @@ def _web_ui_refused(web: tuple[str, int] | None) -> _WebUiRefused:
     )
 
 
-_TCHAR = b"!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-_VCHAR = bytes(range(0x21, 0x7F)).replace(b"#", b"")
 _KILLED = WaylayError("killed by an addon", code="killed")
 
 
@@ -793,9 +720,9 @@ class ClientConnection(asyncio.Protocol):
         the client's own framing is gone); None while it is still to stream from the client.
         """
         request = flow.request
-        route = self._route(flow, target)
+        route = route_for(flow.request, target, self._inner, alpn=SPOKEN_ALPN)
         try:
-            sent = _sent_request(request, head, target, framing, body)
+            sent = sent_request(request, head, target, framing, body)
         except ValueError as exc:
             error = WaylayError(f"an addon made the request unsendable: {exc}", code="addon-error")
             await self._flow_failed(flow, error, response_started=False)
@@ -830,47 +757,6 @@ class ClientConnection(asyncio.Protocol):
             return False
         return await self._finish(flow, *attempt)
 
-    def _route(self, flow: Flow, target: Target) -> Route:
-        """Where the request goes: the tunnel's server, or — explicit absolute-form, or a
-        request an addon sent elsewhere — the server its URL names."""
-        request = flow.request
-        inner = self._inner
-        default = 443 if request.scheme == "https" else 80
-        host_header = authority(request.host, request.port, default)
-        if inner is not None and (request.scheme, request.host, request.port) == (
-            target.scheme,
-            target.host,
-            target.port,
-        ):
-            tls = inner.scheme == "https"
-            return Route(
-                key=(inner.connect_host, inner.port),
-                host=inner.connect_host,
-                port=inner.port,
-                tls_name=inner.host if tls else None,
-                server_hostname=inner.server_hostname,
-                alpn=inner.alpn,
-                host_header=host_header,
-                keep_host=True,
-            )
-        if request.scheme == "https":
-            # A TLS connection, never to be mistaken for a plain one to the same host:port.
-            return Route(
-                key=(f"https://{request.host}", request.port),
-                host=request.host,
-                port=request.port,
-                tls_name=request.host,
-                server_hostname=request.host,
-                alpn=SPOKEN_ALPN,
-                host_header=host_header,
-            )
-        return Route(
-            key=(request.host, request.port),
-            host=request.host,
-            port=request.port,
-            host_header=host_header,
-        )
-
     def _sinks(self) -> tuple[Callable[[bytes], None] | None, Callable[[bytes], None] | None]:
         """Where each body's payload goes as it passes: the store's captures, and copies
         when a live filter reads bodies (then set on the flow once it is complete)."""
@@ -881,7 +767,7 @@ class ClientConnection(asyncio.Protocol):
         return (_BodyCopy(request, limit), _BodyCopy(response, limit))
 
     async def _exchange_once(
-        self, flow: Flow, sent: _SentRequest, head_bytes: bytes, route: Route, upgrade: bool
+        self, flow: Flow, sent: SentRequest, head_bytes: bytes, route: Route, upgrade: bool
     ) -> tuple[Exchange, Outcome, UpstreamConnection] | None:
         """Send the request on an idle or new upstream connection; None if none could be had."""
         assert self.transport is not None and self.gate is not None

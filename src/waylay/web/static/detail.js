@@ -1,0 +1,209 @@
+// One stored flow in full: its request and response (headers, query, body views), its timing
+// and its connection, and the actions on it (actions.js).
+//
+// The detail of flow N is fetched when it is opened (GET /api/flows/N); the bodies only when
+// their tab is shown (contentviews.js). The tab chosen stays chosen from one flow to the next,
+// as a person walking the list with j/k reads the same part of each.
+
+import { getFlow } from "./api.js";
+import { flowActions } from "./actions.js";
+import { bodyPanel } from "./contentviews.js";
+import { h, pairTable, replaceChildren } from "./dom.js";
+import { formatAddress, formatDateTime, formatDuration, formatSize } from "./format.js";
+
+const TABS = ["request", "response", "timing", "connection"];
+
+/** The value of the first header `name` in [[name, value], ...], or null. */
+export function headerValue(headers, name) {
+  const lower = name.toLowerCase();
+  return (headers ?? []).find(([key]) => key.toLowerCase() === lower)?.[1] ?? null;
+}
+
+export function queryPairs(url) {
+  try {
+    return [...new URL(url).searchParams];
+  } catch {
+    return [];
+  }
+}
+
+/** The request and response phases as bars over the flow's whole time. */
+export function timingView(timestamps) {
+  const { start, request_sent: sent, first_response_byte: first, end } = timestamps ?? {};
+  if (start === null || start === undefined) return h("p", { class: "empty" }, "no timestamps");
+  const phases = [
+    ["the whole flow", start, end],
+    ["sending the request", start, sent],
+    ["waiting for the response", sent, first],
+    ["receiving the response", first, end],
+  ];
+  const finish = end ?? first ?? sent ?? start;
+  const whole = Math.max(finish - start, 1e-6);
+  const rows = phases.map(([label, from, to]) => {
+    const known = from !== null && from !== undefined && to !== null && to !== undefined;
+    const bar = h("span", { class: "timing-bar" });
+    if (known) {
+      bar.style.left = `${((from - start) / whole) * 100}%`;
+      bar.style.width = `${Math.max(((to - from) / whole) * 100, 0.5)}%`;
+    }
+    return h(
+      "div",
+      { class: "timing-row" },
+      h("span", { class: "timing-label" }, label),
+      h("span", { class: "timing-track" }, known ? bar : null),
+      h("span", { class: "timing-value" }, known ? formatDuration(to - from) : "—"),
+    );
+  });
+  return h(
+    "div",
+    { class: "timing" },
+    rows,
+    h("p", null, `started ${formatDateTime(start)}, `, end ? `took ${formatDuration(end - start)}` : "not finished"),
+  );
+}
+
+function connectionView(flow) {
+  const rows = [
+    ["client", formatAddress(flow.client)],
+    ["server", flow.server ? formatAddress(flow.server) : "none (no connection made)"],
+    ["kind", flow.kind ?? ""],
+    ["scheme", flow.scheme ?? ""],
+    ["host and port", `${flow.host ?? ""}:${flow.port ?? ""}`],
+    ["HTTP version", flow.http_version ?? ""],
+    ["request size", formatSize(flow.request_size)],
+    ["response size", formatSize(flow.response_size)],
+  ];
+  if (flow.error) rows.push(["error", `${flow.error.code ?? ""} ${flow.error.reason ?? ""}`.trim()]);
+  return pairTable(rows.filter(([, value]) => value !== ""), { className: "pairs connection" });
+}
+
+function messageView(flow, part) {
+  const message = flow[part];
+  if (!message) {
+    return h("p", { class: "empty" }, flow.error ? `no response: ${flow.error.reason}` : "no response yet");
+  }
+  const first =
+    part === "request"
+      ? `${flow.method} ${flow.url} ${flow.http_version ?? ""}`
+      : `${message.http_version ?? ""} ${message.status} ${message.reason ?? ""}`;
+  const sections = [h("p", { class: "start-line code" }, first.trim()), h("h3", null, "headers"),
+    pairTable(message.headers, { className: "pairs headers", empty: "no headers" })];
+  if (part === "request") {
+    const query = queryPairs(flow.url);
+    if (query.length) sections.push(h("h3", null, "query"), pairTable(query, { className: "pairs query" }));
+  }
+  if (message.trailers?.length) {
+    sections.push(h("h3", null, "trailers"), pairTable(message.trailers, { className: "pairs trailers" }));
+  }
+  sections.push(h("h3", null, "body"));
+  if (message.truncated) sections.push(h("p", { class: "truncated" }, "the store kept only the first part of this body"));
+  sections.push(
+    bodyPanel({
+      id: flow.id,
+      part,
+      contentType: headerValue(message.headers, "content-type"),
+      encoded: headerValue(message.headers, "content-encoding"),
+      size: message.size,
+    }),
+  );
+  return h("div", { class: `message ${part}` }, sections);
+}
+
+export class FlowDetail {
+  /** @param root the panel; @param hooks {onClose, onReplayed(id), onDeleted(id), filter()} */
+  constructor(root, hooks) {
+    this.root = root;
+    this.hooks = hooks;
+    this.tab = "request";
+    this.flowId = null;
+    this.#token = 0;
+  }
+
+  #token;
+
+  get isOpen() {
+    return !this.root.hidden;
+  }
+
+  async show(id) {
+    const token = ++this.#token;
+    this.flowId = id;
+    this.root.hidden = false;
+    document.body.classList.add("detail-open");
+    replaceChildren(this.root, this.#closeButton(), h("p", { class: "empty" }, "loading…"));
+    let flow;
+    try {
+      flow = await getFlow(id);
+    } catch (error) {
+      if (token !== this.#token) return;
+      const message = error.status === 404 ? `flow ${id} is gone` : error.message;
+      replaceChildren(this.root, this.#closeButton(), h("p", { class: "error" }, message));
+      return;
+    }
+    if (token !== this.#token) return;
+    this.render(flow);
+  }
+
+  /** Render an arbitrary node (the intercept panel's editor) in the panel. */
+  showNode(node) {
+    ++this.#token;
+    this.flowId = null;
+    this.root.hidden = false;
+    document.body.classList.add("detail-open");
+    replaceChildren(this.root, this.#closeButton(), node);
+  }
+
+  close() {
+    ++this.#token;
+    this.flowId = null;
+    this.root.hidden = true;
+    document.body.classList.remove("detail-open");
+    replaceChildren(this.root);
+    this.hooks.onClose?.();
+  }
+
+  #closeButton() {
+    return h("button", { type: "button", class: "close", title: "close (Escape)", onclick: () => this.close() }, "×");
+  }
+
+  render(flow) {
+    const status = flow.error
+      ? h("span", { class: "status-error" }, `error: ${flow.error.reason ?? flow.error.code}`)
+      : flow.status
+        ? h("span", { class: `status-${Math.floor(flow.status / 100)}xx` }, `${flow.status} ${flow.reason ?? ""}`)
+        : h("span", null, "no response");
+    const panels = new Map();
+    const tabBar = h("div", { class: "tabs", role: "tablist" });
+    const body = h("div", { class: "tab-body" });
+    const choose = (tab) => {
+      this.tab = tab;
+      for (const button of tabBar.children) {
+        button.setAttribute("aria-selected", String(button.dataset.tab === tab));
+      }
+      if (!panels.has(tab)) {
+        const make = {
+          request: () => messageView(flow, "request"),
+          response: () => messageView(flow, "response"),
+          timing: () => timingView(flow.timestamps),
+          connection: () => connectionView(flow),
+        }[tab];
+        panels.set(tab, make());
+      }
+      replaceChildren(body, panels.get(tab));
+    };
+    for (const tab of TABS) {
+      tabBar.append(h("button", { type: "button", role: "tab", dataset: { tab }, onclick: () => choose(tab) }, tab));
+    }
+    replaceChildren(
+      this.root,
+      this.#closeButton(),
+      h("h2", { class: "detail-title" }, h("span", { class: "method" }, flow.method ?? flow.kind ?? ""), " ",
+        h("span", { class: "url" }, flow.url ?? ""), " ", status),
+      flowActions(flow, this.hooks),
+      tabBar,
+      body,
+    );
+    this.root.dataset.flowId = flow.id;
+    choose(this.tab);
+  }
+}

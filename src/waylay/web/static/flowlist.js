@@ -56,10 +56,9 @@ export class FlowList {
    * @param onOpen called with a flow's id when it is opened (click, Enter)
    * @param onSortError called with a message when a sort is refused
    */
-  constructor(root, model, { onOpen, onSelect, onSortError }) {
+  constructor(root, model, { onOpen, onSortError }) {
     this.model = model;
     this.onOpen = onOpen;
-    this.onSelect = onSelect ?? (() => {});
     this.onSortError = onSortError ?? (() => {});
     this.selectedPosition = -1;
     this.selectedId = null;
@@ -254,7 +253,6 @@ export class FlowList {
 
   #selected(flow) {
     this.selectedId = flow.id;
-    this.onSelect(flow.id);
     if (this.#pendingOpen) {
       this.#pendingOpen = false;
       this.onOpen(flow.id);

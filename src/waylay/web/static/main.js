@@ -21,9 +21,8 @@ const detail = new FlowDetail($("detail"), {
   onDeleted: () => detail.close(),
 });
 const list = new FlowList($("flows"), model, {
-  onOpen: (id) => detail.show(id),
-  onSelect: (id) => {
-    if (detail.isOpen && detail.flowId !== null && detail.flowId !== id) detail.show(id);
+  onOpen: (id) => {
+    if (detail.flowId !== id) detail.show(id);
   },
   onSortError: (message) => toast(message, { error: true, ms: 6000 }),
 });
@@ -130,6 +129,8 @@ async function start() {
   intercept.load();
   try {
     await filterBox.submit();
+  } catch (error) {
+    toast(`could not load the flows: ${error.message}`, { error: true, ms: 8000 });
   } finally {
     loaded = true;
   }

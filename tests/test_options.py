@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import fields, replace
 from pathlib import Path
 
@@ -315,3 +316,27 @@ def test_every_limit_is_a_flag_of_dump(tmp_path: Path) -> None:
     limits = build_options(cli_flags(build_parser().parse_args(argv))).limits
     assert limits.max_head_size == limits.max_peek_size == 8192
     assert all(getattr(limits, name) == 7 for name in LIMIT_FLAGS if "size" not in name)
+
+
+def test_the_web_ui_options_from_flags_and_config(tmp_path: Path) -> None:
+    options = build_options(_flags(tmp_path))
+    assert options.web == ListenAddress("127.0.0.1", 8081) and options.web_password is None
+    (tmp_path / "config.toml").write_text('web = "[::1]:9000"\nweb-password = "from the file"\n')
+    options = build_options(_flags(tmp_path))
+    assert options.web == ListenAddress("::1", 9000)
+    assert options.web_password == "from the file"
+    flagged = build_options(_flags(tmp_path, web="*:0", web_password="from the flag"))
+    assert flagged.web == ListenAddress("*", 0) and flagged.web_password == "from the flag"
+
+
+@pytest.mark.parametrize(
+    ("given", "message"),
+    [
+        ({"web": "8081"}, "--web '8081': expected HOST:PORT"),
+        ({"web": "example.test:8081"}, "--web 'example.test:8081': 'example.test' is not an IP"),
+        ({"web_password": ""}, "--web-password: an empty password would let anyone in"),
+    ],
+)
+def test_bad_web_ui_options(tmp_path: Path, given: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        build_options(_flags(tmp_path, **given))

@@ -20,6 +20,7 @@ from waylay.errors import ConfigError
 from waylay.filters import Filter, FilterError, parse_filter
 
 DEFAULT_LISTEN = "127.0.0.1:8080"
+DEFAULT_WEB = "127.0.0.1:8081"
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,31 +44,31 @@ class ListenAddress:
         return f"{host}:{shown_port}"
 
 
-def parse_listen(text: str) -> ListenAddress:
-    """`HOST:PORT`, `[V6]:PORT` or `*:PORT`; port 0 means any free port."""
+def parse_listen(text: str, flag: str = "--listen") -> ListenAddress:
+    """`HOST:PORT`, `[V6]:PORT` or `*:PORT`; port 0 means any free port. Errors name ``flag``."""
     host, sep, port_text = text.rpartition(":")
     if not sep or not host or not port_text.isdecimal() or not port_text.isascii():
-        raise ConfigError(f"--listen {text!r}: expected HOST:PORT, [IPV6]:PORT or *:PORT")
+        raise ConfigError(f"{flag} {text!r}: expected HOST:PORT, [IPV6]:PORT or *:PORT")
     port = int(port_text)
     if port > 65535:
-        raise ConfigError(f"--listen {text!r}: port {port} is out of range 0-65535")
+        raise ConfigError(f"{flag} {text!r}: port {port} is out of range 0-65535")
     if host.startswith("[") and host.endswith("]"):
         host = host[1:-1]
         try:
             ipaddress.IPv6Address(host)
         except ValueError:
-            raise ConfigError(f"--listen {text!r}: {host!r} is not an IPv6 address") from None
+            raise ConfigError(f"{flag} {text!r}: {host!r} is not an IPv6 address") from None
     elif host != "*":
         try:
             ipaddress.IPv4Address(host)
         except ValueError:
             if ":" in host:
                 raise ConfigError(
-                    f"--listen {text!r}: write an IPv6 address in brackets, [{host}]:{port}"
+                    f"{flag} {text!r}: write an IPv6 address in brackets, [{host}]:{port}"
                 ) from None
             if host != "localhost":
                 raise ConfigError(
-                    f"--listen {text!r}: {host!r} is not an IP address (or *, or localhost)"
+                    f"{flag} {text!r}: {host!r} is not an IP address (or *, or localhost)"
                 ) from None
     return ListenAddress(host, port)
 
@@ -174,6 +175,9 @@ class Options:
     map_remote: tuple[str, ...] = ()
     map_local: tuple[str, ...] = ()
     block: tuple[str, ...] = ()
+    # `waylay web`: where the UI listens, and the password that logs in instead of the token.
+    web: ListenAddress = field(default_factory=lambda: parse_listen(DEFAULT_WEB))
+    web_password: str | None = None
 
 
 # The long flag names a config file may set, mapped to the field they fill.
@@ -206,6 +210,8 @@ _CONFIG_KEYS = {
     "map-remote": "map_remote",
     "map-local": "map_local",
     "block": "block",
+    "web": "web",
+    "web-password": "web_password",
     **{name.replace("_", "-"): name for name in LIMIT_FLAGS},
 }
 MODES = ("regular", "transparent")
@@ -342,6 +348,12 @@ def build_options(flags: dict[str, Any]) -> Options:
     values: dict[str, Any] = {"confdir": confdir}
     if "listen" in merged:
         values["listen"] = parse_listen(_expect(merged, "listen", str))
+    if "web" in merged:
+        values["web"] = parse_listen(_expect(merged, "web", str), "--web")
+    if "web_password" in merged:
+        values["web_password"] = _expect(merged, "web_password", str)
+        if not values["web_password"]:
+            raise ConfigError("--web-password: an empty password would let anyone in")
     for flag in _BOOL_FIELDS:
         if flag in merged:
             values[flag] = _expect(merged, flag, bool)

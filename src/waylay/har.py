@@ -690,15 +690,21 @@ def export_file(db_path: Path, out_path: Path, *, only: Filter | None = None) ->
     """Write the flows of ``db_path`` (those ``only`` matches, when given) to the HAR file
     ``out_path``; the number written. The file appears whole or not at all (0600: it holds
     cookies and bodies), and memory holds one flow's bodies at a time."""
-    where, params = only.to_sql() if only is not None else ("", [])
     db = open_readonly(db_path)
     try:
         register_functions(db)
-        return _write_atomically(out_path, lambda out: _write_har(out, _stored(db, where, params)))
+        return _write_atomically(out_path, lambda out: write_har(db, out, only=only))
     except sqlite3.DatabaseError as exc:  # damaged past the pages open_readonly checks
         raise ConfigError(f"{db_path}: cannot read its flows ({exc})") from None
     finally:
         db.close()
+
+
+def write_har(db: sqlite3.Connection, out: TextIO, *, only: Filter | None = None) -> int:
+    """Write the HTTP flows of ``db`` (those ``only`` matches, when given) to ``out`` as one
+    HAR document; the number written. ``db`` needs `register_functions` for a filter."""
+    where, params = only.to_sql() if only is not None else ("", [])
+    return _write_har(out, _stored(db, where, params))
 
 
 def _stored(

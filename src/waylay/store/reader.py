@@ -1,4 +1,4 @@
-"""Reading a flow database: for `waylay flows`, HAR export, replay and (later) the web UI.
+"""Reading a flow database: for `waylay flows`, HAR export, replay and the web UI.
 
 Readers open the file read-only on their own connection, so they work on a database that a
 running waylay is writing (WAL mode lets readers and the one writer proceed together), and
@@ -42,15 +42,21 @@ def iter_flows(
     params: Sequence[object] = (),
     *,
     headers: bool = True,
+    by_id: bool = False,
+    limit: int = -1,
+    offset: int = 0,
 ) -> Iterator[Flow]:
     """The stored flows (in the order they started) that match the SQL ``where`` over `f`.
 
     ``headers=False`` leaves the flows' fields empty: a listing needs only the flows' own
-    columns, and reading every head would cost it more than the filter does.
+    columns, and reading every head would cost it more than the filter does. ``by_id``
+    orders them by id instead (the web UI's pages: ids only grow), and ``limit`` (-1: all)
+    and ``offset`` choose a page of them.
     """
     condition = f" WHERE {where}" if where else ""
-    query = f"{SELECT_FLOWS}{condition} ORDER BY f.started, f.id"
-    cursor = db.execute(query, tuple(params))
+    order = "f.id" if by_id else "f.started, f.id"
+    query = f"{SELECT_FLOWS}{condition} ORDER BY {order} LIMIT ? OFFSET ?"
+    cursor = db.execute(query, (*params, limit, offset))
     while rows := cursor.fetchmany(PAGE):
         found = _headers(db, [row[0] for row in rows]) if headers else {}
         for row in rows:

@@ -9,7 +9,8 @@
 // The views: json (pretty-printed, every object and array foldable), html/xml/javascript/css
 // (highlight.js), form (application/x-www-form-urlencoded as a table), image, text, hex.
 // "auto" picks by the Content-Type, and for a type that says nothing (octet-stream, none) by
-// the bytes: UTF-8 without control characters is text (JSON when it parses), else hex.
+// the bytes: UTF-8 without control characters is text (JSON when it parses), else hex. Bytes
+// that are not the text their type promises (a gzip body seen raw) are shown in hex too.
 
 import { bodyUrl, fetchPrefix } from "./api.js";
 import { h, pairTable, replaceChildren } from "./dom.js";
@@ -71,6 +72,13 @@ function sniff(bytes) {
   }
   if (start === "<") return /^\s*<(!doctype html|html)/i.test(text) ? "html" : "xml";
   return "text";
+}
+
+/** The view for bytes of a type: the type's, unless the bytes are not the text it promised
+ * (a compressed body seen raw, a mislabelled download). */
+function autoView(typed, bytes) {
+  if (!typed || typed === "hex") return sniff(bytes);
+  return typed !== "image" && asText(bytes) === null ? "hex" : typed;
 }
 
 /** Offset, sixteen bytes in hex, and the same as ASCII, a line each. */
@@ -220,7 +228,7 @@ export function bodyPanel({ id, part, contentType, size, encoded }) {
     if (state.decoded && !answer.decoded) notes.push("could not be decoded: raw bytes");
     if (answer.truncated) notes.push(`showing the first ${formatSize(VIEW_LIMIT)}`);
     note.textContent = notes.join("; ");
-    const view = state.view === "auto" ? (typed && typed !== "hex" ? typed : sniff(answer.bytes)) : state.view;
+    const view = state.view === "auto" ? autoView(typed, answer.bytes) : state.view;
     replaceChildren(content, render(view, answer));
     if (answer.truncated) {
       content.append(h("p", { class: "truncated" }, `… cut at ${formatSize(VIEW_LIMIT)} of ${formatSize(size)}: `,

@@ -2,8 +2,8 @@
 //
 // Flows carry hostile bytes: a header value or a body may hold "<script>". Everything the page
 // shows goes through `h`, which turns strings into text nodes (`append`), never into markup;
-// no module of the page touches innerHTML. Attributes are set one by one with setAttribute, and
-// an href is only ever one of the API's own paths (api.js builds them).
+// no module of the page hands a string to the HTML parser. Attributes are set one by one with
+// setAttribute, and an href is only ever one of the API's own paths (api.js builds them).
 
 /** `h("td", {class: "status"}, text, child)`: an element; strings become text nodes. */
 export function h(tag, props, ...children) {

@@ -7,7 +7,8 @@
 // JSON folds open lazily), so no view makes the page stall.
 //
 // The views: json (pretty-printed, every object and array foldable), html/xml/javascript/css
-// (highlight.js), form (application/x-www-form-urlencoded as a table), image, text, hex.
+// (highlight.js), form (application/x-www-form-urlencoded as a table), multipart (the parts of
+// multipart/form-data as a table), image, text, hex.
 // "auto" picks by the Content-Type, and for a type that says nothing (octet-stream, none) by
 // the bytes: UTF-8 without control characters is text (JSON when it parses), else hex. Bytes
 // that are not the text their type promises (a gzip body seen raw) are shown in hex too.
@@ -23,7 +24,8 @@ const HEX_LIMIT = 64 * 1024;
 const JSON_OPEN_DEPTH = 2;
 const JSON_MAX_CHILDREN = 1000;
 
-export const VIEWS = ["auto", "json", "html", "xml", "javascript", "css", "form", "image", "text", "hex"];
+export const VIEWS = ["auto", "json", "html", "xml", "javascript", "css", "form", "multipart", "image", "text", "hex"];
+const MULTIPART_VALUE_LIMIT = 2000;
 
 /** The view a Content-Type asks for, or null when it does not say. */
 export function viewForType(contentType) {
@@ -36,6 +38,7 @@ export function viewForType(contentType) {
   if (type.includes("javascript") || type.includes("ecmascript")) return "javascript";
   if (type === "text/css") return "css";
   if (type === "application/x-www-form-urlencoded") return "form";
+  if (type === "multipart/form-data") return "multipart";
   if (type.startsWith("text/")) return "text";
   return "hex";
 }
@@ -78,7 +81,8 @@ function sniff(bytes) {
  * (a compressed body seen raw, a mislabelled download). */
 function autoView(typed, bytes) {
   if (!typed || typed === "hex") return sniff(bytes);
-  return typed !== "image" && asText(bytes) === null ? "hex" : typed;
+  const mayBeBinary = typed === "image" || typed === "multipart";
+  return !mayBeBinary && asText(bytes) === null ? "hex" : typed;
 }
 
 /** Offset, sixteen bytes in hex, and the same as ASCII, a line each. */
@@ -99,6 +103,43 @@ export function hexDump(bytes, limit = HEX_LIMIT) {
     lines.push(`${offset.toString(16).padStart(8, "0")}  ${hex} |${ascii}|`);
   }
   return lines.join("\n");
+}
+
+/**
+ * The parts of a multipart/form-data body (RFC 7578) as [name, value] rows: a text field's
+ * value, or for a file or binary part its file name, type and size.
+ */
+export function multipartFields(bytes, contentType) {
+  const boundary = /boundary=(?:"([^"]+)"|([^;\s]+))/i.exec(contentType ?? "");
+  if (!boundary) return null;
+  // windows-1252 maps each byte to one character, so offsets in the string are byte offsets.
+  const raw = new TextDecoder("windows-1252").decode(bytes);
+  const delimiter = `--${boundary[1] ?? boundary[2]}`;
+  const rows = [];
+  let at = raw.indexOf(delimiter);
+  while (at >= 0) {
+    const start = at + delimiter.length;
+    if (raw.startsWith("--", start)) break;
+    const next = raw.indexOf(`\r\n${delimiter}`, start);
+    const part = [start + 2, next < 0 ? raw.length : next];
+    const headEnd = raw.indexOf("\r\n\r\n", part[0]);
+    if (headEnd < 0 || headEnd > part[1]) break;
+    const head = raw.slice(part[0], headEnd);
+    const disposition = /content-disposition:[^\r\n]*/i.exec(head)?.[0] ?? "";
+    const name = /\bname="([^"]*)"/i.exec(disposition)?.[1] ?? "(no name)";
+    const filename = /\bfilename="([^"]*)"/i.exec(disposition)?.[1];
+    const type = /content-type:\s*([^\r\n]*)/i.exec(head)?.[1];
+    const value = bytes.subarray(headEnd + 4, part[1]);
+    const text = filename === undefined ? asText(value) : null;
+    rows.push([
+      name,
+      text !== null && text.length <= MULTIPART_VALUE_LIMIT
+        ? text
+        : `${filename !== undefined ? `file "${filename}", ` : ""}${type ? `${type}, ` : ""}${formatSize(value.length)}`,
+    ]);
+    at = next < 0 ? -1 : next + 2;
+  }
+  return rows;
 }
 
 // --- JSON -------------------------------------------------------------------------------
@@ -229,7 +270,7 @@ export function bodyPanel({ id, part, contentType, size, encoded }) {
     if (answer.truncated) notes.push(`showing the first ${formatSize(VIEW_LIMIT)}`);
     note.textContent = notes.join("; ");
     const view = state.view === "auto" ? autoView(typed, answer.bytes) : state.view;
-    replaceChildren(content, render(view, answer));
+    replaceChildren(content, render(view, answer, contentType));
     if (answer.truncated) {
       content.append(h("p", { class: "truncated" }, `… cut at ${formatSize(VIEW_LIMIT)} of ${formatSize(size)}: `,
         h("a", { href: download.href, download: "" }, "download the whole body")));
@@ -240,13 +281,17 @@ export function bodyPanel({ id, part, contentType, size, encoded }) {
   return container;
 }
 
-function render(view, { bytes, truncated }) {
+function render(view, { bytes, truncated }, contentType) {
   if (view === "hex") {
     const pre = h("pre", { class: "code hex" }, hexDump(bytes));
     if (bytes.length > HEX_LIMIT) {
       return h("div", null, pre, h("p", { class: "truncated" }, `hex of the first ${formatSize(HEX_LIMIT)}; download for the rest`));
     }
     return pre;
+  }
+  if (view === "multipart") {
+    const fields = multipartFields(bytes, contentType);
+    if (fields) return pairTable(fields, { empty: "no parts" });
   }
   const text = asText(bytes) ?? new TextDecoder("utf-8").decode(bytes);
   if (view === "json") {

@@ -2,10 +2,11 @@
 
 Theory of operation
 -------------------
-The goal is the same bytes, not a look-alike: the method, the request target as it was (no
-dot segments removed, no globbing), every header field in its case and order, and the body
-byte for byte. What each client would add on its own is taken away, and what it would change
-is pinned.
+The goal is the same bytes the server got, not a look-alike: the method, the request target
+as it was (no dot segments removed, no globbing), every header field in its case and order —
+but the hop-by-hop ones, dropped as the proxy drops them (Proxy-Authorization holds the
+proxy's credentials, never the server's) — and the body byte for byte. What each client
+would add on its own is taken away, and what it would change is pinned.
 
 curl: every word is quoted for POSIX sh with `shlex.quote`, so nothing in a URL, a header or
 a body is ever read by the shell as syntax (`$(...)`, backticks, quotes, newlines). curl's own
@@ -35,6 +36,7 @@ import re
 import shlex
 
 from waylay.flow import Flow
+from waylay.http1.forwarding import authority, forward_request_headers
 from waylay.store.schema import REQUEST_DROPPED, REQUEST_TRUNCATED
 
 _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
@@ -51,7 +53,15 @@ def _fields(flow: Flow, body: bytes) -> list[tuple[bytes, bytes]]:
     stored_whole = not flow.capture_flags & (REQUEST_TRUNCATED | REQUEST_DROPPED)
     if not stored_whole or len(body) < flow.request_body_size:
         raise ValueError("the request's body was not stored whole: it cannot be sent again")
-    fields = list(flow.request.headers.fields)
+    request = flow.request
+    default_port = 443 if request.scheme == "https" else 80
+    # What the server got: the fields for the proxy (Proxy-Authorization: its credentials,
+    # Proxy-Connection) and the other hop-by-hop ones are not the request's own.
+    fields = forward_request_headers(
+        request.headers.fields,
+        authority(request.host, request.port, default_port),
+        http10=request.http_version == "HTTP/1.0",
+    )
     for name, value in fields:
         if not _TOKEN.fullmatch(name) or b"\r" in value or b"\n" in value or b"\0" in value:
             raise ValueError(f"the header field {name!r} cannot be sent as it is")

@@ -21,7 +21,7 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	touch $@
 
 run: $(VENV)/.installed
-	$(BIN)/waylay dump
+	$(BIN)/waylay web
 
 debs:
 	@scripts/ensure-debs $(DEBS)

@@ -26,6 +26,7 @@ from waylay.flowlist import list_flows
 from waylay.har import export_file, import_file
 from waylay.options import (
     DEFAULT_LISTEN,
+    DEFAULT_WEB,
     LIMIT_FLAGS,
     MODES,
     Limits,
@@ -42,6 +43,7 @@ if TYPE_CHECKING:
     from waylay.addons.options import AddonOption
     from waylay.context import ProxyContext
     from waylay.filters import Filter
+    from waylay.web.app import WebUI
 
 # The proxy's own modules (certificates, TLS, the server) are imported by the commands that
 # run it: `waylay flows` and `har` start without loading cryptography (half of start-up).
@@ -327,6 +329,26 @@ def build_parser(addon_options: Sequence[AddonOption] = ()) -> argparse.Argument
     )
     _proxy_flags(dump)
     _addon_option_flags(dump, addon_options)
+    web = commands.add_parser(
+        "web",
+        help="run the proxy and a web UI to see, search, replay and intercept its flows",
+        description="Run the proxy and, in the same process, a web UI (docs/web.md). It "
+        "prints the UI's address with a token: open that URL, which lets the browser in.",
+    )
+    _proxy_flags(web)
+    ui = web.add_argument_group("the web UI")
+    ui.add_argument(
+        "--web",
+        metavar="HOST:PORT",
+        help=f"where the UI listens; never through the proxy (default {DEFAULT_WEB})",
+    )
+    ui.add_argument(
+        "--web-password",
+        metavar="PASSWORD",
+        help="also let in whoever gives this password at /login (config.toml's web-password "
+        "keeps it out of the process list)",
+    )
+    _addon_option_flags(web, addon_options)
     _ca_command(commands)
     flows = commands.add_parser(
         "flows",
@@ -543,9 +565,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             flags, [parse_assignment(text) for text in getattr(args, "settings", None) or ()]
         )
         options = build_options(flags)
-        if args.command == "dump":
+        if args.command in ("dump", "web"):
             scripts = [Path(path).expanduser() for path in args.scripts or ()]
-            return run_dump(options, scripts=scripts, settings=dict(settings))
+            run = run_dump if args.command == "dump" else run_web
+            return run(options, scripts=scripts, settings=dict(settings))
         if args.command == "ca":
             return run_ca(options, args)
         if args.command == "replay":
@@ -617,17 +640,20 @@ def _flags(args: argparse.Namespace) -> dict[str, Any]:
         "map_remote",
         "map_local",
         "block",
+        "web",
+        "web_password",
         *LIMIT_FLAGS,
     )
     return {name: getattr(args, name, None) for name in names}
 
 
 def _options_for_help(argv: Sequence[str]) -> list[AddonOption]:
-    """For `waylay dump -s SCRIPT --help`: the options the scripts declare (mitmproxy's way).
+    """For `waylay dump -s SCRIPT --help` (or web): the options the scripts declare
+    (mitmproxy's way).
 
     The scripts are loaded (run, and their `load` hooks called) but never started.
     """
-    if argv[:1] != ["dump"] or not {"-h", "--help"} & set(argv):
+    if argv[:1] not in (["dump"], ["web"]) or not {"-h", "--help"} & set(argv):
         return []
     scan = argparse.ArgumentParser(add_help=False)
     scan.add_argument("-s", dest="scripts", action="append", default=[])
@@ -710,6 +736,36 @@ def run_dump(
     return asyncio.run(_serve(ctx, addons))
 
 
+def run_web(
+    options: Options,
+    *,
+    scripts: Sequence[Path] = (),
+    settings: Mapping[str, str | None] | None = None,
+) -> int:
+    """`waylay web`: the proxy as `dump` runs it, and the web UI in the same loop."""
+    from waylay.server import listening_socket, raise_open_file_limit
+    from waylay.web.app import WebUI
+
+    if options.web == options.listen and options.web.port != 0:
+        raise ConfigError(f"--web and --listen both name {options.web.display()}: give two ports")
+    # The UI's socket first: the proxy then knows it before it accepts anyone.
+    sock = listening_socket(options.web)
+    try:
+        ctx, addons = _context(options, show=options.filter, scripts=scripts, settings=settings)
+    except BaseException:
+        sock.close()
+        raise
+    try:
+        ui = WebUI(ctx, addons, sock, options.web, password=options.web_password)
+    except BaseException:
+        sock.close()
+        ctx.store.close()
+        ctx.certs.close()
+        raise
+    raise_open_file_limit()
+    return asyncio.run(_serve(ctx, addons, ui))
+
+
 def run_replay(options: Options) -> int:
     assert options.save is not None
     if not options.save.is_file():
@@ -734,8 +790,12 @@ def run_replay(options: Options) -> int:
     return asyncio.run(replay())
 
 
-async def _serve(ctx: ProxyContext, addons: AddonChain) -> int:
-    """Load the addons, listen, serve until SIGINT or SIGTERM; the addons' life around it."""
+async def _serve(ctx: ProxyContext, addons: AddonChain, ui: WebUI | None = None) -> int:
+    """Load the addons, listen, serve until SIGINT or SIGTERM; the addons' life around it.
+
+    With ``ui`` (`waylay web`), the web UI serves in the same loop from the proxy's start to
+    its stop; its pages are closed before the proxy's connections.
+    """
     from waylay.server import ProxyServer
 
     loop = asyncio.get_running_loop()
@@ -749,17 +809,27 @@ async def _serve(ctx: ProxyContext, addons: AddonChain) -> int:
         server = ProxyServer(ctx)
         port = await server.start()
         listen = ctx.options.listen.display(port)
-        print(f"waylay listening on {listen}", file=sys.stderr, flush=True)
-        await addons.running()
-        watch = loop.create_task(addons.watch(ctx)) if addons.scripts else None
         try:
-            await stop.wait()
+            if ui is not None:
+                await ui.start(listen)
+            print(f"waylay listening on {listen}", file=sys.stderr, flush=True)
+            if ui is not None:
+                print(f"waylay web UI at {ui.token_url}", file=sys.stderr, flush=True)
+            await addons.running()
+            watch = loop.create_task(addons.watch(ctx)) if addons.scripts else None
+            try:
+                await stop.wait()
+            finally:
+                if watch is not None:
+                    watch.cancel()
         finally:
-            if watch is not None:
-                watch.cancel()
+            if ui is not None:
+                await ui.stop()
             await server.stop()
             await addons.done()
     finally:
+        if ui is not None:
+            await ui.stop()  # when the proxy could not start: the UI's socket
         ctx.store.close()
         ctx.certs.close()
         if ctx.server_replay is not None:

@@ -1,4 +1,5 @@
-"""Fixtures of the end-to-end suite: origins on loopback and a real ``waylay dump`` process.
+"""Fixtures of the end-to-end suite: origins on loopback and a real ``waylay dump`` (or
+``waylay web``) process.
 
 Every name a test uses (``origin.example.test``, ``api.example.test``) is in the hosts file
 handed to waylay, and waylay runs with ``--hosts-only`` unless a test says otherwise, so no
@@ -130,8 +131,9 @@ def start_waylay(hosts_file: Path, confdir: Path, home: Path) -> Iterator[StartW
         hosts_only: bool = True,
         confdir_flag: bool = True,
         env: Mapping[str, str] | None = None,
+        command: str = "dump",
     ) -> WaylayProcess:
-        args = ["dump"]
+        args = [command]
         if listen is not None:
             args += ["--listen", listen]
         if hosts:
@@ -142,7 +144,7 @@ def start_waylay(hosts_file: Path, confdir: Path, home: Path) -> Iterator[StartW
             args += ["--confdir", str(confdir)]
         process = WaylayProcess([*args, *extra], clean_env(home, env))
         started.append(process)
-        process.wait_ready()
+        process.wait_ready(web=command == "web")
         return process
 
     yield start
@@ -155,6 +157,13 @@ def start_waylay(hosts_file: Path, confdir: Path, home: Path) -> Iterator[StartW
         if "Traceback" in process.stderr_text():
             problems.append(f"waylay {process.args} printed a traceback:\n{process.stderr_text()}")
     assert not problems, "\n".join(problems)
+
+
+@pytest.fixture
+def start_web(start_waylay: StartWaylay) -> StartWaylay:
+    """Start ``waylay web`` (the UI on a free port) as ``start_waylay`` starts dump; the
+    process's ``web_url`` and ``web_token`` say where its UI is."""
+    return partial(start_waylay, "--web", "127.0.0.1:0", command="web")
 
 
 @pytest.fixture

@@ -21,6 +21,8 @@ from typing import IO
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 READY = re.compile(r"^waylay listening on (?P<host>\S+):(?P<port>\d+)$")
+# `waylay web`'s second line: where the UI is, and its token.
+WEB_READY = re.compile(r"^waylay web UI at (?P<url>http://\S+/)\?token=(?P<token>[\w-]+)$")
 READY_TIMEOUT = 10.0
 _PROXY_VARIABLES = {"http_proxy", "https_proxy", "all_proxy", "no_proxy", "ftp_proxy"}
 
@@ -66,6 +68,9 @@ class WaylayProcess:
             reader.start()
         self.host = ""
         self.port = 0
+        # `waylay web`: the UI's base URL ("http://127.0.0.1:PORT/") and token, once ready.
+        self.web_url = ""
+        self.web_token = ""
 
     def _read(self, stream: IO[bytes] | None, lines: list[str]) -> None:
         assert stream is not None
@@ -88,7 +93,8 @@ class WaylayProcess:
             host = "127.0.0.1"
         return f"http://{host}:{self.port}"
 
-    def wait_ready(self, timeout: float = READY_TIMEOUT) -> None:
+    def wait_ready(self, timeout: float = READY_TIMEOUT, *, web: bool = False) -> None:
+        """Wait for the ready line (and with ``web``, the web UI's line after it)."""
         deadline = time.monotonic() + timeout
         with self._changed:
             while True:
@@ -96,7 +102,11 @@ class WaylayProcess:
                     match = READY.match(line)
                     if match:
                         self.host, self.port = match.group("host"), int(match.group("port"))
-                        return
+                    match = WEB_READY.match(line)
+                    if match:
+                        self.web_url, self.web_token = match.group("url"), match.group("token")
+                if self.port and (self.web_url or not web):
+                    return
                 if self.proc.poll() is not None and not any(r.is_alive() for r in self._readers):
                     raise AssertionError(
                         f"waylay exited with {self.proc.returncode} before it was ready; "

@@ -14,6 +14,8 @@ import contextlib
 import gzip
 import hashlib
 import json
+import signal
+import socket
 import subprocess
 import threading
 import time
@@ -33,7 +35,7 @@ from waylay.store.bulk import append_flows
 from .clients import Curl
 from .clients import curl as run_curl
 from .origin import ORIGIN_HOST, Origin
-from .waylay_process import StartWaylay, WaylayProcess, clean_env
+from .waylay_process import RunWaylay, StartWaylay, WaylayProcess, clean_env
 
 HTML = b"<!doctype html><title>gzip</title><p>" + b"compressible text " * 200 + b"</p>"
 
@@ -416,3 +418,58 @@ def test_a_thousand_stored_flows_page_quickly(start_web: StartWaylay, tmp_path: 
         assert client.get("/api/flows", params={"limit": 1001}).status_code == 400
         assert client.get("/api/flows", params={"offset": "-1"}).status_code == 400
     assert first_page_time < 1.0 and whole_time < 2.0, (first_page_time, whole_time)
+
+
+# -- the command ---------------------------------------------------------------------------
+
+
+def test_dump_lines_are_printed_and_quiet_turns_them_off(
+    start_web: StartWaylay, origin: Origin, home: Path
+) -> None:
+    loud = start_web()
+    _through(loud, home)(origin.url("/echo/shown"))
+    assert loud.wait_for_stdout("GET " + origin.url("/echo/shown") + " 200")
+    quiet = start_web("--quiet")
+    _through(quiet, home)(origin.url("/echo/hidden"))
+    with _ui(quiet) as client:
+        assert _wait_for_total(client, 1)["total"] == 1  # recorded, not printed
+    assert quiet.stdout_lines() == []
+
+
+def test_sigint_closes_the_pages_and_exits_0(web: WaylayProcess) -> None:
+    async def scenario() -> int | None:
+        cookies = {"waylay_web": web.web_token}
+        async with (
+            aiohttp.ClientSession(cookies=cookies) as session,
+            session.ws_connect(_ws_url(web)) as ws,
+        ):
+            web.send_signal(signal.SIGINT)
+            message = await ws.receive(timeout=5)
+            assert message.type is aiohttp.WSMsgType.CLOSE
+            return ws.close_code
+
+    assert asyncio.run(scenario()) == 1001
+    assert web.proc.wait(timeout=5) == 0
+    assert "Traceback" not in web.stderr_text()
+
+
+def test_bad_web_flags_are_status_2_with_one_line(run_waylay: RunWaylay, confdir: Path) -> None:
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    port = taken.getsockname()[1]
+    try:
+        cases = {
+            ("--web", "localhost"): "--web 'localhost': expected HOST:PORT",
+            ("--web", f"127.0.0.1:{port}"): f"cannot listen on 127.0.0.1:{port}: the address "
+            "is already in use",
+            ("--web", "127.0.0.1:9", "--listen", "127.0.0.1:9"): "--web and --listen both name",
+            ("--web-password", ""): "--web-password: an empty password",
+        }
+        for args, message in cases.items():
+            result = run_waylay("web", "--confdir", str(confdir), "--listen", "127.0.0.1:0", *args)
+            assert result.returncode == 2, (args, result.stderr)
+            assert message in result.stderr and len(result.stderr.splitlines()) == 1, args
+    finally:
+        taken.close()
+    assert run_waylay("web", "--help").returncode == 0

@@ -39,21 +39,23 @@ export function timingView(timestamps) {
   ];
   const finish = end ?? first ?? sent ?? start;
   const whole = Math.max(finish - start, 1e-6);
-  const rows = phases.map(([label, from, to]) => {
-    const known = from !== null && from !== undefined && to !== null && to !== undefined;
+  const known = (value) => value !== null && value !== undefined;
+  const shown = phases.filter(([, from, to]) => known(from) && known(to));
+  const rows = shown.map(([label, from, to]) => {
     const bar = h("span", { class: "timing-bar" });
-    if (known) {
-      bar.style.left = `${((from - start) / whole) * 100}%`;
-      bar.style.width = `${Math.max(((to - from) / whole) * 100, 0.5)}%`;
-    }
+    bar.style.left = `${((from - start) / whole) * 100}%`;
+    bar.style.width = `${Math.max(((to - from) / whole) * 100, 0.5)}%`;
     return h(
       "div",
       { class: "timing-row" },
       h("span", { class: "timing-label" }, label),
-      h("span", { class: "timing-track" }, known ? bar : null),
-      h("span", { class: "timing-value" }, known ? formatDuration(to - from) : "—"),
+      h("span", { class: "timing-track" }, bar),
+      h("span", { class: "timing-value" }, formatDuration(to - from)),
     );
   });
+  if (shown.length < phases.length) {
+    rows.push(h("p", { class: "empty" }, "the other moments of this flow were not recorded"));
+  }
   return h(
     "div",
     { class: "timing" },

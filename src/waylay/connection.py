@@ -203,6 +203,7 @@ class ClientConnection(asyncio.Protocol):
         "_limit",
         "_lost",
         "_original",
+        "_paused",
         "_task",
         "client",
         "ctx",
@@ -237,6 +238,8 @@ class ClientConnection(asyncio.Protocol):
         self._captures: tuple[BodyCapture | None, BodyCapture | None] = _NO_CAPTURE
         self._copies = _NO_COPIES
         self._task: asyncio.Task[None] | None = None
+        # A flow an addon holds (intercept) while this connection waits for its resume.
+        self._paused: Flow | None = None
         # Transparent mode: where the client was connecting, from the kernel.
         self._original: tuple[str, int] | None = None
 
@@ -482,7 +485,11 @@ class ClientConnection(asyncio.Protocol):
 
             flow._on_resume = wake
             if flow.intercepted:  # not resumed meanwhile
-                await resumed
+                self._paused = flow
+                try:
+                    await resumed
+                finally:
+                    self._paused = None
         return not flow.killed
 
     async def _killed(self, flow: Flow) -> bool:
@@ -1430,10 +1437,18 @@ class ClientConnection(asyncio.Protocol):
         self._lost = True
         if self._exchange is not None:
             self._exchange.client_lost()
+        if self._paused is not None:
+            # Held for someone who will not come now: it ends, and is recorded, as killed.
+            self._paused.kill()
         for upstream in self._idle.values():
             upstream.abort()
         if self.transport is not None:
             self.transport.abort()
+
+    @property
+    def serving(self) -> asyncio.Task[None] | None:
+        """The connection's coroutine (done once the connection has ended and is recorded)."""
+        return self._task
 
 
 class _LingeringClose(asyncio.Protocol):

@@ -37,6 +37,8 @@ TRIM_INTERVAL = 10.0
 # (listening socket, flow store, logs): what --max-connections is checked against.
 FDS_PER_CONNECTION = 2
 RESERVED_FDS = 64
+# How long stopping waits for the connections' coroutines to record their flows.
+STOP_GRACE = 2.0
 
 
 def raise_open_file_limit() -> int:
@@ -189,11 +191,16 @@ class ProxyServer:
             server.close()
         if self._sweeper is not None:
             self._sweeper.cancel()
-        for connection in list(self.ctx.connections):
+        connections = list(self.ctx.connections)
+        for connection in connections:
             connection.abort()
         for transport in list(self.ctx.lingering):
             transport.abort()
         for server in self._servers:
             await server.wait_closed()
-        # Let the connections' coroutines see their transports close and run their hooks.
+        # Let the connections' coroutines see their transports close, run their hooks and
+        # record their flows (a flow held by an intercept too: it ends as killed).
         await asyncio.sleep(0)
+        serving = [c.serving for c in connections if c.serving is not None]
+        if serving:
+            await asyncio.wait(serving, timeout=STOP_GRACE)

@@ -642,3 +642,37 @@ def test_the_web_ui_is_never_reachable_through_the_proxy(tmp_path: Path, how: st
     # A name or a CONNECT is known to lead there only once connected: nothing is ever sent.
     assert b"X-Waylay-Error: web-ui-not-through-proxy" in answer
     assert b"".join(reached) == b""
+
+
+def test_a_flow_still_paused_when_waylay_stops_is_recorded_as_killed(
+    origin: Origin, tmp_path: Path
+) -> None:
+    from waylay.store.reader import iter_flows, open_readonly
+
+    paused: list[Flow] = []
+
+    def request(flow: Flow) -> None:
+        flow.intercept()
+        paused.append(flow)
+
+    save = tmp_path / "flows.db"
+
+    async def main() -> None:
+        async with proxy(tmp_path, [Hooked(request=request)], save=save) as (server, url):
+            waiting = asyncio.create_task(
+                raw_exchange(
+                    url, f"GET {origin.url('/echo/')} HTTP/1.1\r\nHost: x\r\n\r\n".encode()
+                )
+            )
+            while not paused:
+                await asyncio.sleep(0.01)
+            await server.stop()  # nobody resumed it
+            server.ctx.store.close()
+            await asyncio.gather(waiting, return_exceptions=True)
+
+    asyncio.run(main())
+    db = open_readonly(save)
+    flows = list(iter_flows(db))
+    db.close()
+    assert [(f.request.path, f.error and f.error.code) for f in flows] == [("/echo/", "killed")]
+    assert origin.requests == []

@@ -117,6 +117,7 @@ def test_every_route_is_guarded_and_every_answer_has_the_safety_headers(tmp_path
             assert answer.headers["x-content-type-options"] == "nosniff"
             assert answer.headers["referrer-policy"] == "no-referrer"
             assert "cache-control" in answer.headers
+            assert answer.headers["server"] == "waylay"
         refused = answers[0]
         assert "text/html" in refused.headers["content-type"]
         assert "<form" not in refused.text  # no password: no login form
@@ -243,5 +244,9 @@ def test_what_cannot_be_shown_exported_or_replayed(tmp_path: Path) -> None:
         unknown = await client.post(f"/api/flows/{not_gzip}/replay", json={"colour": "red"})
         assert unknown.status_code == 400 and "colour" in unknown.json()["error"]
         assert (await client.delete("/api/flows/99999999")).status_code == 404
+        huge = "9" * 30  # more than SQLite's 64 bits
+        assert (await client.get(f"/api/flows/{huge}")).status_code == 404
+        assert (await client.delete(f"/api/flows/{huge}")).status_code == 404
+        assert (await client.get(f"/api/flows?after={huge}")).status_code == 400
 
     _run(tmp_path, scenario)

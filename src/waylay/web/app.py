@@ -127,6 +127,7 @@ async def _safety_headers(request: web.Request, response: web.StreamResponse) ->
         response.headers.setdefault(name, value)
     cache = "no-cache" if request.path.startswith("/static/") else "no-store"
     response.headers.setdefault("Cache-Control", cache)
+    response.headers["Server"] = "waylay"  # not aiohttp's and Python's versions
 
 
 class _Login:

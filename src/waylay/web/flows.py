@@ -52,6 +52,8 @@ from waylay.web.state import WebState
 
 T = TypeVar("T")
 
+# SQLite's largest integer: no id, offset or count is larger.
+MAX_ID = 2**63 - 1
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
 # A body is decoded (`?decoded=1`) up to this size; a bigger one is served as stored.
@@ -91,16 +93,26 @@ def _filter(text: str | None) -> Filter | None:
         raise _BadRequest(exc.reason, column=exc.column) from None
 
 
-def _number(request: web.Request, name: str, default: int | None, most: int | None = None) -> Any:
+def _number(request: web.Request, name: str, default: int | None, most: int = MAX_ID) -> Any:
     text = request.query.get(name)
     if text is None or text == "":
         return default
     if not (text.isascii() and text.isdecimal()):
         raise _BadRequest(f"{name}: a whole number is needed, not {text!r}")
     value = int(text)
-    if most is not None and value > most:
+    if value > most:
         raise _BadRequest(f"{name}: at most {most}")
     return value
+
+
+def _flow_id(request: web.Request) -> int:
+    """The id the path names; 404 for one no flow can have (SQLite's ids are 64-bit)."""
+    store_id = int(request.match_info["id"])
+    if store_id > MAX_ID:
+        raise web.HTTPNotFound(
+            text=json.dumps({"error": f"no flow {store_id}"}), content_type="application/json"
+        )
+    return store_id
 
 
 class _OnePerFlow:
@@ -162,7 +174,7 @@ class StoredFlows:
 
     async def _stored(self, request: web.Request) -> tuple[Flow, dict[int, int]]:
         """The flow the path names, and the body bytes stored for it by part; 404 if none."""
-        store_id = int(request.match_info["id"])
+        store_id = _flow_id(request)
 
         def read(db: sqlite3.Connection) -> tuple[Flow, dict[int, int]] | None:
             found = list(iter_flows(db, "f.id = ?", (store_id,)))
@@ -315,7 +327,7 @@ class StoredFlows:
     # -- changing --------------------------------------------------------------------------
 
     async def delete(self, request: web.Request) -> web.Response:
-        store_id = int(request.match_info["id"])
+        store_id = _flow_id(request)
         deleted = await self.state.ctx.store.delete([store_id])
         if not deleted:
             return error_response(404, f"no flow {store_id}")

@@ -112,7 +112,28 @@ def test_a_page_that_stops_reading_is_dropped_not_waited_for() -> None:
     print(f"dropped after {sent} messages; worst backlog {worst}")
     assert reader_kept
     assert sent < 2000, "the silent page was never dropped"
-    assert worst <= 128 * 1024 + 33 * 1024
+    assert worst <= 128 * 1024 + 33 * 1024  # max_buffer and one message
+
+
+def test_one_message_larger_than_max_buffer_reaches_a_page_that_keeps_up() -> None:
+    async def scenario() -> list[int]:
+        updates = Updates(max_buffer=64 * 1024)
+        runner, url = await _serve(updates)
+        try:
+            async with aiohttp.ClientSession() as session, session.ws_connect(url) as page:
+                await _until(lambda: len(updates.subscribers) == 1)
+                big = "z" * 1024 * 1024  # a paused flow's body, say
+                got = []
+                for n in range(3):
+                    updates.broadcast({"n": n, "body": big})
+                    got.append(len((await page.receive_json(timeout=5))["body"]))
+                assert len(updates.subscribers) == 1
+                return got
+        finally:
+            await updates.close()
+            await runner.cleanup()
+
+    assert asyncio.run(scenario()) == [1024 * 1024] * 3
 
 
 def test_stored_flows_are_announced_in_commit_order_only_while_pages_listen() -> None:

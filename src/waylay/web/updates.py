@@ -6,9 +6,10 @@ The store is the truth; a socket only says what changed, so a page that missed s
 asks `/api/flows?after=ID` and is whole again. That is what lets a slow page be dropped
 rather than waited for: each socket has its own sender task and its own queue of messages,
 and a message that would put more than ``max_buffer`` bytes (queued here plus what the
-transport has not sent yet) behind a socket closes that socket instead. The page reconnects
-and catches up from the store; no page can make the proxy hold more than ``max_buffer``
-bytes for it, and `broadcast` never waits for anybody.
+transport has not sent yet) behind a socket that is already behind closes that socket
+instead. The page reconnects and catches up from the store; no page can make the proxy hold
+more than ``max_buffer`` bytes and one message for it, and `broadcast` never waits for
+anybody.
 
 Stored flows are announced once they are committed (`FlowStore.commit_listeners`), not when
 the proxy hands them over: a page that asks for the flow it was told about finds it. Their
@@ -63,10 +64,16 @@ class Subscriber:
         return self._queued_bytes + unsent
 
     def offer(self, text: str, max_buffer: int) -> bool:
-        """Queue ``text``; False (and the socket dropped) if that would pass ``max_buffer``."""
+        """Queue ``text``; False (and the socket dropped) if that would pass ``max_buffer``.
+
+        A page with nothing waiting takes any one message, however large: a page that keeps
+        up is never dropped for one big message, and one that does not holds at most
+        ``max_buffer`` and one message.
+        """
         if self.closed:
             return False
-        if self.backlog() + len(text) > max_buffer:
+        backlog = self.backlog()
+        if backlog and backlog + len(text) > max_buffer:
             log.warning(
                 "a web UI page fell more than %d bytes behind its updates: its socket is "
                 "closed, and it catches up from the flow store when it reconnects",

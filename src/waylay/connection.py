@@ -35,13 +35,14 @@ import socket
 import struct
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, cast
 
 from cryptography import x509
 
 from waylay.backpressure import ReadGate
 from waylay.certs.forge import names_from_certificate
-from waylay.certs.names import CertNames, dns_name, ip_literal, merge_names
+from waylay.certs.names import CertNames, IPAddress, dns_name, ip_literal, merge_names
 from waylay.detect import Verdict, classify
 from waylay.errors import (
     ProtocolError,
@@ -60,6 +61,7 @@ from waylay.flow import (
     Response,
     TcpMessage,
     Timestamps,
+    TlsDetails,
 )
 from waylay.headers import Headers
 from waylay.hooks import Hook, dispatch
@@ -717,6 +719,8 @@ class ClientConnection(asyncio.Protocol):
             request,
             timestamps=Timestamps(start=time.time()),
             replay_of=self.replay_of,
+            client_tls=inner.client_tls if (inner := self._inner) else None,
+            server_tls=inner.server_tls if inner else None,
         )
 
     async def _forward(
@@ -1214,6 +1218,7 @@ class ClientConnection(asyncio.Protocol):
         failure: UpstreamError | None = None
         chosen: str | None = None
         der: bytes | None = None
+        server_tls: TlsDetails | None = None
         try:
             session = await start_tls(
                 upstream,
@@ -1230,6 +1235,11 @@ class ClientConnection(asyncio.Protocol):
         else:
             chosen = session.selected_alpn_protocol()
             der = session.getpeercert(binary_form=True) or None
+            seen = _server_certificate(der)
+            server_tls = TlsDetails(
+                session.version(), chosen, name if ip_literal(name) is None else None,
+                seen.names, seen.issuer, seen.not_before, seen.not_after,
+            )  # fmt: skip
         names = _forged_names(der, sni, target.host)
         if self._lost or self._eof:
             # Gone, or half-closed, during the server's handshake: a client that sends nothing
@@ -1257,9 +1267,17 @@ class ClientConnection(asyncio.Protocol):
             self._park(upstream)
         else:
             upstream.close()
-        self._inner = InnerServer(
-            "https", name, target.port, target.host, name, offer, failure=failure
+        client_session = tls.ssl_object
+        client_tls = TlsDetails(
+            client_session.version() if client_session else None,
+            client_session.selected_alpn_protocol() if client_session else None,
+            sni,
+            (*names.dns, *map(str, names.ips)),
         )
+        self._inner = InnerServer(
+            "https", name, target.port, target.host, name, offer, failure=failure,
+            client_tls=client_tls, server_tls=server_tls,
+        )  # fmt: skip
         self.transport = tls
         self.gate = ReadGate(tls)
         tls.start(self, notify=False)
@@ -1541,18 +1559,47 @@ def _show(address: tuple[str, int]) -> str:
 FORGED_NAMES_CACHE = 512
 
 
+@dataclass(frozen=True, slots=True)
+class _ServerCertificate:
+    """What waylay reads from a server's certificate: names to copy, and what flows show."""
+
+    cn: str | None
+    dns: tuple[str, ...]
+    ips: tuple[IPAddress, ...]
+    names: tuple[str, ...]
+    issuer: str | None
+    not_before: float | None
+    not_after: float | None
+
+
+@functools.lru_cache(maxsize=FORGED_NAMES_CACHE)
+def _server_certificate(der: bytes | None) -> _ServerCertificate:
+    """A server's certificate as it came (DER), read once: parsing it again for every new
+    connection to the same server was 4% of one (the benchmark's S3 profile)."""
+    if der is None:
+        return _ServerCertificate(None, (), (), (), None, None, None)
+    cert = x509.load_der_x509_certificate(der)
+    cn, dns, ips = names_from_certificate(cert)
+    try:
+        issuer: str | None = cert.issuer.rfc4514_string()
+    except ValueError:
+        issuer = None
+    names = tuple(dict.fromkeys([*([cn] if cn else []), *dns, *map(str, ips)]))
+    return _ServerCertificate(
+        cn, tuple(dns), tuple(ips), names, issuer,
+        cert.not_valid_before_utc.timestamp(), cert.not_valid_after_utc.timestamp(),
+    )  # fmt: skip
+
+
 @functools.lru_cache(maxsize=FORGED_NAMES_CACHE)
 def _forged_names(der: bytes | None, sni: str | None, connect_host: str) -> CertNames:
-    """The names a forged certificate must carry: the server's own, the SNI, the CONNECT host.
-
-    Cached by the server's certificate as it came (DER): parsing it again for every new
-    connection to the same server was 4% of one (the benchmark's S3 profile).
-    """
+    """The names a forged certificate must carry: the server's own, the SNI, the CONNECT host."""
     if der is None:
         return merge_names(
             upstream_cn=None, upstream_dns=(), upstream_ips=(), sni=sni, connect_host=connect_host
         )
-    cn, dns, ips = names_from_certificate(x509.load_der_x509_certificate(der))
+    seen = _server_certificate(der)
+    cn, dns, ips = seen.cn, seen.dns, seen.ips
     return merge_names(
         upstream_cn=cn, upstream_dns=dns, upstream_ips=ips, sni=sni, connect_host=connect_host
     )

@@ -249,6 +249,26 @@ class TcpMessage:
     timestamp: float
 
 
+@dataclass(frozen=True, slots=True)
+class TlsDetails:
+    """One side's TLS on an intercepted connection: what was agreed, and the certificate."""
+
+    # The protocol version agreed: "TLSv1.3", "TLSv1.2".
+    version: str | None
+    # The application protocol agreed by ALPN ("http/1.1"), or None.
+    alpn: str | None
+    # The server name: what the client asked for (client side), what waylay sent (server).
+    sni: str | None = None
+    # The names of the certificate this side was shown: the forged one's (client side), the
+    # server's own CN and SANs (server side).
+    cert_names: tuple[str, ...] = ()
+    # Server side: the server certificate's issuer (RFC 4514) and validity (seconds since
+    # the epoch).
+    issuer: str | None = None
+    not_before: float | None = None
+    not_after: float | None = None
+
+
 @dataclass(slots=True)
 class ClientHelloData:
     """What the tls_clienthello hook sees of a TLS connection about to be intercepted."""
@@ -299,6 +319,9 @@ class Flow:
     stream: bool = False
     # An addon's own notes on the flow (mitmproxy's flow.metadata): waylay never reads it.
     metadata: dict[str, Any] = field(default_factory=dict)
+    # An intercepted connection's TLS, each side (None for plain HTTP and TCP).
+    client_tls: TlsDetails | None = None
+    server_tls: TlsDetails | None = None
     # A TCP flow's last message, for tcp_message hooks (only the last: memory stays flat).
     messages: list[TcpMessage] | None = None
     # Paused by intercept(); who waits for resume() (the connection) is told through

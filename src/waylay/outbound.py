@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from waylay.errors import UpstreamError
-from waylay.flow import Request
+from waylay.flow import Request, TlsDetails
 from waylay.http1.body import Framing
 from waylay.http1.forwarding import authority, with_body_length
 from waylay.http1.head import RequestHead, Target
@@ -35,6 +35,9 @@ class InnerServer:
     failure: UpstreamError | None = None
     # Transparent HTTP: each request's Host names its flow (connections go to connect_host).
     named_by_host: bool = False
+    # The intercepted connection's TLS, each side: every flow inside shows them.
+    client_tls: TlsDetails | None = None
+    server_tls: TlsDetails | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,6 +12,8 @@ import asyncio
 import gzip
 import hashlib
 import json
+import ssl
+import time
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import replace
@@ -29,6 +31,8 @@ from waylay.options import Options, parse_listen
 from waylay.server import ProxyServer
 
 from .origin import Origin
+from .pki import TestCA
+from .tls_origin import TlsOrigin
 
 HOST = "origin.example.test"
 
@@ -40,7 +44,8 @@ async def proxy(
     settings = replace(
         Options(listen=parse_listen("127.0.0.1:0"), confdir=tmp_path / "conf"), **options
     )
-    resolver = Resolver({HOST: ("127.0.0.1",), "other.example.test": ("127.0.0.1",)}, True)
+    names = (HOST, "other.example.test", "www.example.test")
+    resolver = Resolver({name: ("127.0.0.1",) for name in names}, True)
     server = ProxyServer(ProxyContext.build(settings, resolver, HookTable(list(addons))))
     port = await server.start()
     try:
@@ -517,7 +522,6 @@ def test_tls_clienthello_sees_the_sni_and_can_pass_the_connection_through(
             reader, writer = await asyncio.open_connection(host, int(proxy_port))
             writer.write(f"CONNECT {HOST}:{port} HTTP/1.1\r\nHost: {HOST}:{port}\r\n\r\n".encode())
             await reader.readuntil(b"\r\n\r\n")
-            import ssl
 
             context = ssl.create_default_context()
             incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
@@ -676,3 +680,30 @@ def test_a_flow_still_paused_when_waylay_stops_is_recorded_as_killed(
     db.close()
     assert [(f.request.path, f.error and f.error.code) for f in flows] == [("/echo/", "killed")]
     assert origin.requests == []
+
+
+def test_an_intercepted_flow_shows_each_sides_tls(
+    tls_origin: TlsOrigin, pki: TestCA, tmp_path: Path
+) -> None:
+    seen: list[Flow] = []
+
+    async def main() -> httpx.Response:
+        hooked = proxy(tmp_path, [Hooked(response=seen.append)], upstream_ca=pki.cert_path)
+        async with hooked as (server, url):
+            trust = server.ctx.options.confdir / "waylay-ca-cert.pem"
+            verify = ssl.create_default_context(cafile=str(trust))
+            async with httpx.AsyncClient(proxy=url, verify=verify, timeout=10) as http:
+                return await http.get(f"https://www.example.test:{tls_origin.port}/echo/")
+
+    assert asyncio.run(main()).status_code == 200
+    flow = seen[0]
+    client, server = flow.client_tls, flow.server_tls
+    assert client is not None and server is not None
+    assert (client.sni, client.alpn) == ("www.example.test", "http/1.1")
+    assert client.version in ("TLSv1.2", "TLSv1.3") and "www.example.test" in client.cert_names
+    assert (server.sni, server.alpn, server.version) == ("www.example.test", "http/1.1", "TLSv1.3")
+    # The server's own names and issuer, as its certificate says.
+    assert set(server.cert_names) >= {"www.example.test", "api.example.test", "127.0.0.1"}
+    assert server.issuer is not None and "waylay tests" in server.issuer.lower()
+    assert server.not_before is not None and server.not_after is not None
+    assert server.not_before < time.time() < server.not_after

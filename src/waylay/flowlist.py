@@ -23,6 +23,8 @@ def flow_json(flow: Flow) -> dict[str, Any]:
         "kind": flow.kind,
         "started": flow.timestamps.start,
         "duration": round(flow.duration, 6),
+        "request_sent": flow.timestamps.request_sent or None,
+        "first_response_byte": flow.timestamps.first_response_byte or None,
         "client": list(flow.client_address),
         "server": list(flow.server_address) if flow.server_address else None,
         "method": request.method,

@@ -89,6 +89,13 @@ def test_flows_and_bodies_are_saved_as_they_went_by(
     assert flows[1].response is not None and flows[1].response.trailers  # kept, with the body
     assert body(db, flows[2].store_id, RESPONSE_BODY) == https.stdout  # type: ignore[arg-type]
     assert flows[2].request.scheme == "https"
+    # The intercepted connection's TLS and the four moments are kept (schema version 3).
+    client_tls, server_tls = flows[2].client_tls, flows[2].server_tls
+    assert client_tls is not None and client_tls.sni == "api.example.test"
+    assert server_tls is not None and server_tls.issuer and server_tls.version
+    assert (flows[0].client_tls, flows[0].server_tls) == (None, None)
+    for f in listed:
+        assert f["started"] <= f["request_sent"] <= f["first_response_byte"]  # type: ignore[operator]
 
     lines = run_waylay("flows", str(path))
     assert lines.returncode == 0

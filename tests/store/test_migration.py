@@ -1,7 +1,8 @@
-"""Schema version 1 to 2: a file written by an older waylay opens, upgraded, with the same flows.
+"""Schema versions 1 to 3: a file written by an older waylay opens, upgraded, with the same flows.
 
 The v1 rows are written here as a v1 waylay wrote them (one `headers` row per field, bodies in
-a WITHOUT ROWID table), then the file is opened the way `waylay dump --save` opens it.
+a WITHOUT ROWID table), the v2 rows as a v2 waylay did (no middle moments, no TLS), then the
+file is opened the way `waylay dump --save` opens it.
 """
 
 from __future__ import annotations
@@ -16,7 +17,14 @@ from waylay.flow import Flow, Request, Response, Timestamps
 from waylay.headers import Headers
 from waylay.store.flowstore import open_database
 from waylay.store.reader import body, iter_flows, open_readonly
-from waylay.store.rows import INSERT_BODY, INSERT_FLOW, INSERT_HEAD, flow_row, head_rows
+from waylay.store.rows import (
+    FLOW_COLUMNS,
+    INSERT_BODY,
+    INSERT_FLOW,
+    INSERT_HEAD,
+    flow_row,
+    head_rows,
+)
 from waylay.store.schema import (
     APPLICATION_ID,
     MIGRATIONS,
@@ -25,6 +33,13 @@ from waylay.store.schema import (
     SCHEMA_VERSION,
 )
 
+# The `flows` columns of versions 1 and 2: version 3 added the last three.
+V2_FLOW_COLUMNS = FLOW_COLUMNS[:-3]
+assert FLOW_COLUMNS[-3:] == ("request_sent", "first_response_byte", "tls")
+V2_INSERT_FLOW = (
+    f"INSERT INTO flows ({', '.join(V2_FLOW_COLUMNS)}) "
+    f"VALUES ({', '.join('?' for _ in V2_FLOW_COLUMNS)})"
+)
 V1_INSERT_HEADER = "INSERT INTO headers (flow, part, idx, name, value) VALUES (?, ?, ?, ?, ?)"
 
 # Order, case, repeats, Latin-1 beyond ASCII, and what JSON has to escape.
@@ -72,7 +87,7 @@ def _write_v1(path: Path) -> None:
     db.execute("PRAGMA user_version = 1")
     with db:
         for n, (flow, request_body, response_body) in enumerate(_flows(), start=1):
-            db.execute(INSERT_FLOW, flow_row(flow, n))
+            db.execute(V2_INSERT_FLOW, flow_row(flow, n)[: len(V2_FLOW_COLUMNS)])
             heads = [(0, flow.request.headers), (2, flow.request.trailers)]
             heads.append((1, flow.response.headers if flow.response else None))
             # Rows in reverse: idx, not the order of insertion, is the fields' order.
@@ -112,7 +127,7 @@ def test_a_v1_file_is_upgraded_when_opened_to_write_and_reads_back_the_same_flow
     open_database(path).close()
 
     db = sqlite3.connect(path)
-    assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+    assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
     objects = set(db.execute("SELECT type, name FROM sqlite_master WHERE name NOT LIKE 'sqlite_%'"))
     assert objects == {
         ("table", "flows"), ("index", "flows_started"), ("index", "flows_host"),
@@ -160,8 +175,11 @@ def test_an_upgraded_file_takes_new_flows_after_its_old_ones(tmp_path: Path) -> 
     assert listed[3][0].request == flow.request
 
 
-def test_a_v2_file_is_refused_by_a_v1_waylay_and_left_alone(tmp_path: Path) -> None:
-    """What a v1 waylay does with a v2 file: its own check, run on the file as v2 left it."""
+@pytest.mark.parametrize("older", [1, 2])
+def test_a_current_file_is_refused_by_an_older_waylay_and_left_alone(
+    tmp_path: Path, older: int
+) -> None:
+    """What a v1 or v2 waylay does with a v3 file: its own check, run on the file as v3 left it."""
     path = tmp_path / "new.db"
     open_database(path).close()
     before = path.read_bytes()
@@ -169,10 +187,51 @@ def test_a_v2_file_is_refused_by_a_v1_waylay_and_left_alone(tmp_path: Path) -> N
     version = db.execute("PRAGMA user_version").fetchone()[0]
     (tables,) = db.execute("SELECT count(*) FROM sqlite_master").fetchone()  # v1 read this too
     db.close()
-    assert (version, tables > 0) == (2, True)
-    v1_knows_up_to = 1
-    assert version > v1_knows_up_to  # so v1's prepare() raises "written by a newer waylay"
+    assert (version, tables > 0) == (SCHEMA_VERSION, True)
+    assert version > older  # so its prepare() raises "written by a newer waylay"
     assert path.read_bytes() == before
+
+
+def _write_v2(path: Path) -> None:
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+    db.executescript(MIGRATIONS[0] + MIGRATIONS[1])
+    db.execute("PRAGMA user_version = 2")
+    with db:
+        for n, (flow, request_body, response_body) in enumerate(_flows(), start=1):
+            db.execute(V2_INSERT_FLOW, flow_row(flow, n)[: len(V2_FLOW_COLUMNS)])
+            db.executemany(INSERT_HEAD, head_rows(flow, n))
+            db.execute(INSERT_BODY, (n, REQUEST_BODY, 0, request_body))
+            db.execute(INSERT_BODY, (n, RESPONSE_BODY, 0, response_body))
+        db.execute("UPDATE ids SET next = 4")
+    db.close()
+
+
+def test_a_v2_file_is_upgraded_and_its_flows_read_null_moments_and_no_tls(tmp_path: Path) -> None:
+    path = tmp_path / "v2.db"
+    _write_v2(path)
+    with pytest.raises(ConfigError, match=r"older waylay \(schema version 2\)"):
+        open_readonly(path)
+
+    open_database(path).close()
+
+    db = sqlite3.connect(path)
+    assert db.execute("PRAGMA user_version").fetchone()[0] == 3
+    assert db.execute(
+        "SELECT count(*) FROM flows WHERE request_sent IS NULL AND first_response_byte IS NULL"
+        " AND tls IS NULL"
+    ).fetchone() == (3,)
+    db.close()
+    listed = _listed(path)
+    assert len(listed) == 3
+    for (flow, request_body, response_body), (back, stored_request, stored_response) in zip(
+        _flows(), listed, strict=True
+    ):
+        assert back.request == flow.request
+        assert back.response == flow.response
+        assert back.timestamps == flow.timestamps  # start and end; the middle ones 0.0
+        assert (back.client_tls, back.server_tls) == (None, None)
+        assert (stored_request, stored_response) == (request_body, response_body)
 
 
 # --- the view: docs/flows.md's queries, unchanged ----------------------------------------------

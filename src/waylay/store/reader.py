@@ -48,8 +48,9 @@ def iter_flows(
 ) -> Iterator[Flow]:
     """The stored flows (in the order they started) that match the SQL ``where`` over `f`.
 
-    ``headers=False`` leaves the flows' fields empty: a listing needs only the flows' own
-    columns, and reading every head would cost it more than the filter does. ``by_id``
+    ``headers=False`` leaves the flows' fields and TLS empty: a listing needs only the flows'
+    own columns, and reading every head (or parsing every TLS text) would cost it more than
+    the filter does. ``by_id``
     orders them by id instead (the web UI's pages: ids only grow), and ``limit`` (-1: all)
     and ``offset`` choose a page of them.
     """
@@ -60,7 +61,7 @@ def iter_flows(
     while rows := cursor.fetchmany(PAGE):
         found = _headers(db, [row[0] for row in rows]) if headers else {}
         for row in rows:
-            yield flow_from_row(row, found.get(row[0], {}))
+            yield flow_from_row(row, found.get(row[0], {}), tls=headers)
 
 
 def _headers(db: sqlite3.Connection, ids: list[int]) -> dict[int, dict[int, list[tuple[str, str]]]]:

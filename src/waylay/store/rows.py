@@ -5,7 +5,9 @@ flows`, HAR export, replay, the web UI) rebuild flows with `flow_from_row`. Text
 decoded from the wire's bytes as Latin-1 (header fields, reasons) or ASCII with replacement
 (URLs, which waylay's parser already limited to visible ASCII). A head's fields are one JSON
 text, ``[["Host","example.test"],...]``: compact (no spaces), non-ASCII characters as they
-are rather than escaped, so SQLite stores them as UTF-8.
+are rather than escaped, so SQLite stores them as UTF-8. A flow's TLS is one compact JSON
+text too, ``{"client":{"version":"TLSv1.3",...},"server":null}``, NULL when neither side had
+any; only a flow's detail reads it (``flow_from_row(..., tls=False)`` leaves it unparsed).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from collections.abc import Iterator, Sequence
 from json.encoder import encode_basestring
 from typing import Any
 
-from waylay.flow import Error, Flow, Request, Response, Timestamps
+from waylay.flow import Error, Flow, Request, Response, Timestamps, TlsDetails
 from waylay.headers import Headers
 from waylay.http1.head import Fields, header_value
 from waylay.store.schema import (
@@ -52,6 +54,9 @@ FLOW_COLUMNS = (
     "error_code",
     "flags",
     "replay_of",
+    "request_sent",
+    "first_response_byte",
+    "tls",
 )
 INSERT_FLOW = (
     f"INSERT INTO flows ({', '.join(FLOW_COLUMNS)}) VALUES ({', '.join('?' for _ in FLOW_COLUMNS)})"
@@ -97,7 +102,54 @@ def flow_row(flow: Flow, store_id: int) -> tuple[Any, ...]:
         error.code if error else None,
         flow.capture_flags,
         flow.replay_of,
+        flow.timestamps.request_sent or None,
+        flow.timestamps.first_response_byte or None,
+        tls_json(flow.client_tls, flow.server_tls),
     )
+
+
+def _side(details: TlsDetails | None) -> dict[str, Any] | None:
+    if details is None:
+        return None
+    return {
+        "version": details.version,
+        "alpn": details.alpn,
+        "sni": details.sni,
+        "cert_names": list(details.cert_names),
+        "issuer": details.issuer,
+        "not_before": details.not_before,
+        "not_after": details.not_after,
+    }
+
+
+def tls_json(client: TlsDetails | None, server: TlsDetails | None) -> str | None:
+    """The `flows.tls` text of a flow's two sides; None when neither had TLS."""
+    if client is None and server is None:
+        return None
+    sides = {"client": _side(client), "server": _side(server)}
+    return json.dumps(sides, ensure_ascii=False, separators=(",", ":"))
+
+
+def _details(side: dict[str, Any] | None) -> TlsDetails | None:
+    if side is None:
+        return None
+    return TlsDetails(
+        version=side["version"],
+        alpn=side["alpn"],
+        sni=side["sni"],
+        cert_names=tuple(side["cert_names"]),
+        issuer=side["issuer"],
+        not_before=side["not_before"],
+        not_after=side["not_after"],
+    )
+
+
+def tls_from_json(text: str | None) -> tuple[TlsDetails | None, TlsDetails | None]:
+    """The client and server sides from a `flows.tls` text (None: neither)."""
+    if text is None:
+        return None, None
+    sides = json.loads(text)
+    return _details(sides["client"]), _details(sides["server"])
 
 
 def header_parts(flow: Flow) -> list[tuple[int, Fields]]:
@@ -157,9 +209,15 @@ def _encode(fields: Sequence[tuple[str, str]]) -> Headers:
 
 
 def flow_from_row(
-    row: Sequence[Any], headers: dict[int, list[tuple[str, str]]] | None = None
+    row: Sequence[Any],
+    headers: dict[int, list[tuple[str, str]]] | None = None,
+    *,
+    tls: bool = True,
 ) -> Flow:
-    """A Flow from a `flows` row (FLOW_COLUMNS order) and its heads' fields by part."""
+    """A Flow from a `flows` row (FLOW_COLUMNS order) and its heads' fields by part.
+
+    ``tls=False`` leaves the flow's TLS sides None without parsing their JSON: for listings.
+    """
     values = dict(zip(FLOW_COLUMNS, row, strict=True))
     headers = headers or {}
     request = Request(
@@ -194,7 +252,12 @@ def flow_from_row(
             if values["error"] is not None
             else None
         ),
-        timestamps=Timestamps(start=values["started"], end=values["ended"] or 0.0),
+        timestamps=Timestamps(
+            start=values["started"],
+            request_sent=values["request_sent"] or 0.0,
+            first_response_byte=values["first_response_byte"] or 0.0,
+            end=values["ended"] or 0.0,
+        ),
         request_body_size=values["request_size"],
         response_body_size=values["response_size"],
         store_id=values["id"],
@@ -202,4 +265,6 @@ def flow_from_row(
         replay_of=values["replay_of"],
         kind=values["kind"],
     )
+    if tls:
+        flow.client_tls, flow.server_tls = tls_from_json(values["tls"])
     return flow

@@ -19,6 +19,12 @@ of file and of writing. The view and the migration use only ``json_each``, ``jso
 and ``json_group_array``, part of SQLite since 3.38 (and of most builds before). The page size
 stays SQLite's default (4 KiB): 16 KiB pages made the writer 15-20% cheaper per small flow,
 but a recording 1 GiB download peaked 5 MiB higher, past issue 8's 60 MiB.
+
+Version 3 adds what the web UI's detail shows (issue 7): a flow's two middle moments,
+`request_sent` and `first_response_byte`, and `tls`, each side's TLS of an intercepted
+connection as one compact JSON text. Three ADD COLUMNs: old rows read NULL, no row is
+rewritten. `tls` is JSON rather than a dozen columns because nothing filters on it and a
+listing never reads it.
 """
 
 from __future__ import annotations
@@ -29,7 +35,7 @@ from waylay.errors import ConfigError
 
 # "wayl" in ASCII: what makes a file a waylay database rather than any SQLite file.
 APPLICATION_ID = 0x7761796C
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 # Head parts (the `part` column of `heads` and `headers`) and body parts (of `bodies`).
 REQUEST_HEADERS, RESPONSE_HEADERS, REQUEST_TRAILERS, RESPONSE_TRAILERS = 0, 1, 2, 3
@@ -133,8 +139,15 @@ DROP TABLE bodies_v1;
     + _HEADERS_VIEW
 )
 
+_V2_TO_V3 = """
+ALTER TABLE flows ADD COLUMN request_sent REAL;         -- NULL: not known
+ALTER TABLE flows ADD COLUMN first_response_byte REAL;
+-- JSON: {"client": {...} or null, "server": {...} or null}; NULL: no TLS intercepted
+ALTER TABLE flows ADD COLUMN tls TEXT;
+"""
+
 # MIGRATIONS[n] takes a database from version n to n + 1.
-MIGRATIONS: dict[int, str] = {0: _V1, 1: _V1_TO_V2}
+MIGRATIONS: dict[int, str] = {0: _V1, 1: _V1_TO_V2, 2: _V2_TO_V3}
 
 
 def prepare(db: sqlite3.Connection, path: str) -> None:

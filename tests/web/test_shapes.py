@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from waylay.flow import Error, Flow, Request, Response, Timestamps
+from waylay.flow import Error, Flow, Request, Response, Timestamps, TlsDetails
 from waylay.headers import Headers
 from waylay.store.schema import REQUEST_BODY, RESPONSE_BODY, RESPONSE_TRUNCATED
 from waylay.web.shapes import detail, summary
@@ -12,7 +12,7 @@ SUMMARY_KEYS = {
     "status", "reason", "content_type", "request_size", "response_size", "error",
 }  # fmt: skip
 DETAIL_KEYS = SUMMARY_KEYS | {
-    "client", "server", "http_version", "timestamps", "request", "response",
+    "client", "server", "http_version", "timestamps", "tls", "request", "response",
 }  # fmt: skip
 
 
@@ -75,6 +75,7 @@ def test_a_detail_has_the_fields_in_order_as_latin_1_and_unknown_times_as_null()
         "first_response_byte": None,
         "end": 100.25,
     }
+    assert shown["tls"] == {"client": None, "server": None}
     assert shown["request"] == {
         "headers": [["Host", "api.example.test:8443"], ["X-Cafe", "crème"]],
         "trailers": None,
@@ -109,4 +110,48 @@ def test_a_failed_flow_and_a_live_one() -> None:
     assert shown["error"] == {
         "reason": "connection refused by api.example.test:8443",
         "code": "connection-refused",
+    }
+
+
+def test_a_detail_has_the_middle_moments_and_each_sides_tls() -> None:
+    flow = _flow()
+    flow.timestamps = Timestamps(
+        start=100.0, request_sent=100.05, first_response_byte=100.2, end=100.25
+    )
+    flow.client_tls = TlsDetails("TLSv1.3", "http/1.1", "api.example.test", ("api.example.test",))
+    flow.server_tls = TlsDetails(
+        "TLSv1.3",
+        None,
+        sni="api.example.test",
+        cert_names=("api.example.test", "*.example.test"),
+        issuer="CN=Example CA,O=Example",
+        not_before=1700000000.0,
+        not_after=1800000000.0,
+    )
+    shown = detail(flow)
+    assert shown["timestamps"] == {
+        "start": 100.0,
+        "request_sent": 100.05,
+        "first_response_byte": 100.2,
+        "end": 100.25,
+    }
+    assert shown["tls"] == {
+        "client": {
+            "version": "TLSv1.3",
+            "alpn": "http/1.1",
+            "sni": "api.example.test",
+            "cert_names": ["api.example.test"],
+            "issuer": None,
+            "not_before": None,
+            "not_after": None,
+        },
+        "server": {
+            "version": "TLSv1.3",
+            "alpn": None,
+            "sni": "api.example.test",
+            "cert_names": ["api.example.test", "*.example.test"],
+            "issuer": "CN=Example CA,O=Example",
+            "not_before": 1700000000.0,
+            "not_after": 1800000000.0,
+        },
     }

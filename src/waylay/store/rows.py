@@ -108,7 +108,8 @@ def flow_row(flow: Flow, store_id: int) -> tuple[Any, ...]:
     )
 
 
-def _side(details: TlsDetails | None) -> dict[str, Any] | None:
+def tls_fields(details: TlsDetails | None) -> dict[str, Any] | None:
+    """One side's TLS as JSON-ready fields (the store's `tls` and the web UI's DETAIL)."""
     if details is None:
         return None
     return {
@@ -126,7 +127,7 @@ def tls_json(client: TlsDetails | None, server: TlsDetails | None) -> str | None
     """The `flows.tls` text of a flow's two sides; None when neither had TLS."""
     if client is None and server is None:
         return None
-    sides = {"client": _side(client), "server": _side(server)}
+    sides = {"client": tls_fields(client), "server": tls_fields(server)}
     return json.dumps(sides, ensure_ascii=False, separators=(",", ":"))
 
 

@@ -3,8 +3,8 @@
 Pure: a stored flow (rebuilt by `store.rows.flow_from_row`) and a live one (paused in the
 proxy) go through the same two functions, so the list, the detail pane and the intercept view
 read the same fields the same way. Header fields are the wire's bytes decoded as Latin-1, as
-the store keeps them. A timestamp that is not known — the store keeps only a flow's start and
-end — is null, not 0.
+the store keeps them. A timestamp that is not known (a flow recorded before schema version 3
+has only its start and end) is null, not 0. Each side's TLS has the store's fields.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from waylay.flow import Flow, Request, Response
+from waylay.store.rows import tls_fields
 from waylay.store.schema import (
     REQUEST_BODY,
     REQUEST_DROPPED,
@@ -104,6 +105,7 @@ def detail(
             "first_response_byte": _when(stamps.first_response_byte),
             "end": _when(stamps.end),
         },
+        "tls": {"client": tls_fields(flow.client_tls), "server": tls_fields(flow.server_tls)},
         "request": _message(request, size, cut),
         "response": shown_response,
     }

@@ -36,7 +36,10 @@ from waylay.headers import Headers
 from waylay.store.bulk import append_flows
 
 from .origin import Origin
+from .pki import TestCA
 from .test_browser import CHROMIUM_FLAGS
+from .tls_clients import curl_https
+from .tls_origin import TlsOrigin
 from .waylay_process import StartWaylay, WaylayProcess
 
 pytestmark = pytest.mark.browser
@@ -440,6 +443,49 @@ def test_the_detail_shows_pretty_json_an_image_and_a_gzip_decoded_text(
     assert "42 ms" in (page.locator("#detail .timing").text_content() or "")
     page.click("#detail button[data-tab=connection]")
     assert "127.0.0.1:50000" in (page.locator("#detail .connection").text_content() or "")
+
+
+def test_an_intercepted_https_flow_shows_its_tls_and_its_timing_bars(
+    start_ui: StartUI,
+    tls_origin: TlsOrigin,
+    pki: TestCA,
+    confdir: Path,
+    home: Path,
+    page: Any,
+) -> None:
+    ui = start_ui("--upstream-ca", str(pki.cert_path))
+    fetched = curl_https(
+        ui.process, tls_origin.url("/bytes/300", host="api.example.test"), confdir, home
+    )
+    assert fetched.returncode == 0, fetched.stderr
+    open_ui(page, ui)
+    wait_for_paths(page, "/bytes/300")
+    rows(page).first.click()
+
+    page.click("#detail button[data-tab=connection]")
+    client = page.locator("#detail .pairs.tls-client")
+    server = page.locator("#detail .pairs.tls-server")
+    client.wait_for()
+    client_rows = dict(zip(client.locator("th").all_text_contents(),
+                           client.locator("td").all_text_contents(), strict=True))  # fmt: skip
+    server_rows = dict(zip(server.locator("th").all_text_contents(),
+                           server.locator("td").all_text_contents(), strict=True))  # fmt: skip
+    assert client_rows["SNI"] == "api.example.test"
+    assert client_rows["TLS version"].startswith("TLSv1.")
+    assert "api.example.test" in client_rows["certificate names"]  # the forged certificate's
+    assert server_rows["issuer"] == "CN=waylay tests CA"  # the upstream certificate's
+    assert server_rows["TLS version"].startswith("TLSv1.")
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d .*", server_rows["valid to"])
+
+    page.click("#detail button[data-tab=timing]")
+    wait = page.locator("#detail .timing-row[data-phase=wait] .timing-bar")
+    wait.wait_for()
+    assert wait.is_visible() and (wait.bounding_box() or {"width": 0})["width"] > 0
+    phases = page.locator("#detail .timing-row").evaluate_all(
+        "rows => rows.map(r => r.dataset.phase)"
+    )
+    assert phases == ["whole", "send", "wait", "receive"]
+    assert "not recorded" not in (page.locator("#detail .timing").text_content() or "")
 
 
 def test_intercept_edit_and_resume_changes_what_the_origin_receives(

@@ -1,5 +1,6 @@
 // One stored flow in full: its request and response (headers, query, body views), its timing
-// and its connection, and the actions on it (actions.js).
+// (the four moments and the phases between them as bars), its connection and each side's TLS,
+// and the actions on it (actions.js).
 //
 // The detail of flow N is fetched when it is opened (GET /api/flows/N); the bodies only when
 // their tab is shown (contentviews.js). The tab chosen stays chosen from one flow to the next,
@@ -27,27 +28,31 @@ export function queryPairs(url) {
   }
 }
 
-/** The request and response phases as bars over the flow's whole time. */
+const known = (value) => value !== null && value !== undefined;
+
+/**
+ * The flow's four moments, and the three phases between them as bars over its whole time:
+ * connecting and sending the request, waiting for the first response byte, receiving the rest.
+ */
 export function timingView(timestamps) {
   const { start, request_sent: sent, first_response_byte: first, end } = timestamps ?? {};
-  if (start === null || start === undefined) return h("p", { class: "empty" }, "no timestamps");
+  if (!known(start)) return h("p", { class: "empty" }, "no timestamps");
   const phases = [
-    ["the whole flow", start, end],
-    ["sending the request", start, sent],
-    ["waiting for the response", sent, first],
-    ["receiving the response", first, end],
+    ["whole", "the whole flow", start, end],
+    ["send", "connecting and sending the request", start, sent],
+    ["wait", "waiting for the response", sent, first],
+    ["receive", "receiving the response", first, end],
   ];
   const finish = end ?? first ?? sent ?? start;
   const whole = Math.max(finish - start, 1e-6);
-  const known = (value) => value !== null && value !== undefined;
-  const shown = phases.filter(([, from, to]) => known(from) && known(to));
-  const rows = shown.map(([label, from, to]) => {
-    const bar = h("span", { class: "timing-bar" });
+  const shown = phases.filter(([, , from, to]) => known(from) && known(to));
+  const rows = shown.map(([phase, label, from, to]) => {
+    const bar = h("span", { class: `timing-bar timing-${phase}` });
     bar.style.left = `${((from - start) / whole) * 100}%`;
     bar.style.width = `${Math.max(((to - from) / whole) * 100, 0.5)}%`;
     return h(
       "div",
-      { class: "timing-row" },
+      { class: "timing-row", dataset: { phase } },
       h("span", { class: "timing-label" }, label),
       h("span", { class: "timing-track" }, bar),
       h("span", { class: "timing-value" }, formatDuration(to - from)),
@@ -56,12 +61,33 @@ export function timingView(timestamps) {
   if (shown.length < phases.length) {
     rows.push(h("p", { class: "empty" }, "the other moments of this flow were not recorded"));
   }
+  const moments = [
+    ["started", start],
+    ["request sent", sent],
+    ["first response byte", first],
+    ["ended", end],
+  ].map(([label, at]) => [label, known(at) ? `${formatDateTime(at)} (+${formatDuration(at - start)})` : "not recorded"]);
   return h(
     "div",
     { class: "timing" },
     rows,
     h("p", null, `started ${formatDateTime(start)}, `, end ? `took ${formatDuration(end - start)}` : "not finished"),
+    pairTable(moments, { className: "pairs moments" }),
   );
+}
+
+/** One side's TLS (DETAIL's tls.client or tls.server) as name/value rows. */
+export function tlsRows(side) {
+  const rows = [
+    ["TLS version", side.version ?? "unknown"],
+    ["ALPN", side.alpn ?? "none"],
+    ["SNI", side.sni ?? "none"],
+    ["certificate names", (side.cert_names ?? []).join(", ")],
+    ["issuer", side.issuer ?? ""],
+    ["valid from", known(side.not_before) ? formatDateTime(side.not_before) : ""],
+    ["valid to", known(side.not_after) ? formatDateTime(side.not_after) : ""],
+  ];
+  return rows.filter(([, value]) => value !== "");
 }
 
 function connectionView(flow) {
@@ -76,7 +102,18 @@ function connectionView(flow) {
     ["response size", formatSize(flow.response_size)],
   ];
   if (flow.error) rows.push(["error", `${flow.error.code ?? ""} ${flow.error.reason ?? ""}`.trim()]);
-  return pairTable(rows.filter(([, value]) => value !== ""), { className: "pairs connection" });
+  const sections = [pairTable(rows.filter(([, value]) => value !== ""), { className: "pairs connection" })];
+  const sides = [
+    ["client", "TLS with the client (the certificate waylay forged)"],
+    ["server", "TLS with the server (its own certificate)"],
+  ];
+  for (const [side, title] of sides) {
+    const details = flow.tls?.[side];
+    if (!details) continue;
+    sections.push(h("h3", null, title), pairTable(tlsRows(details), { className: `pairs tls tls-${side}` }));
+  }
+  if (!flow.tls?.client && !flow.tls?.server) sections.push(h("p", { class: "empty tls-none" }, "no TLS intercepted"));
+  return h("div", { class: "connection-view" }, sections);
 }
 
 function messageView(flow, part) {

@@ -12,6 +12,7 @@ any; only a flow's detail reads it (``flow_from_row(..., tls=False)`` leaves it 
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterator, Sequence
 from json.encoder import encode_basestring
@@ -123,8 +124,13 @@ def tls_fields(details: TlsDetails | None) -> dict[str, Any] | None:
     }
 
 
+@functools.lru_cache(maxsize=256)
 def tls_json(client: TlsDetails | None, server: TlsDetails | None) -> str | None:
-    """The `flows.tls` text of a flow's two sides; None when neither had TLS."""
+    """The `flows.tls` text of a flow's two sides; None when neither had TLS.
+
+    Every flow of an intercepted connection has the same two sides (frozen, hashable): the
+    text is made once per connection, not once per recorded flow on the proxy's loop.
+    """
     if client is None and server is None:
         return None
     sides = {"client": tls_fields(client), "server": tls_fields(server)}

@@ -250,3 +250,50 @@ def test_what_cannot_be_shown_exported_or_replayed(tmp_path: Path) -> None:
         assert (await client.get(f"/api/flows?after={huge}")).status_code == 400
 
     _run(tmp_path, scenario)
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        # _flows(): 1 GET /not-gzip 200, 2 CONNECT (no response), 3 POST /upload 201, 4 GET
+        # /no-response (none). No status sorts first; ties go by id, both ways.
+        ("", [1, 2, 3, 4]),
+        ("sort=id&order=desc", [4, 3, 2, 1]),
+        ("sort=status", [2, 4, 1, 3]),
+        ("sort=status&order=desc", [3, 1, 4, 2]),
+        ("sort=status&order=desc&offset=1&limit=2", [1, 4]),
+        ("sort=method", [2, 1, 4, 3]),
+        ("sort=path&order=desc", [3, 1, 4, 2]),
+        ("sort=status&filter=~m GET", [4, 1]),
+        ("sort=status&order=desc&after=2", [3, 4]),
+    ],
+)
+def test_the_list_sorts_by_a_column_then_by_id(
+    tmp_path: Path, query: str, expected: list[int]
+) -> None:
+    async def scenario(ui: WebUI, client: httpx.AsyncClient, ids: list[int]) -> None:
+        await _enter(ui, client)
+        answer = (await client.get(f"/api/flows?{query}")).json()
+        assert [flow["id"] for flow in answer["flows"]] == [ids[n - 1] for n in expected]
+
+    _run(tmp_path, scenario)
+
+
+@pytest.mark.parametrize(
+    ("query", "error"),
+    [
+        (
+            "sort=colour",
+            "sort: one of id, started, method, host, path, status, type, size, duration,"
+            " not 'colour'",
+        ),
+        ("sort=status&order=up", "order: asc or desc, not 'up'"),
+    ],
+)
+def test_an_unknown_sort_is_400(tmp_path: Path, query: str, error: str) -> None:
+    async def scenario(ui: WebUI, client: httpx.AsyncClient, ids: list[int]) -> None:
+        await _enter(ui, client)
+        answer = await client.get(f"/api/flows?{query}")
+        assert answer.status_code == 400 and answer.json() == {"error": error}
+
+    _run(tmp_path, scenario)

@@ -60,6 +60,23 @@ MAX_LIMIT = 1000
 MAX_DECODED_BODY = 64 * 1024 * 1024
 # HAR files are sent in pieces of this size, from a temporary file.
 HAR_PIECE = 256 * 1024
+# The list's sortable columns (`sort=`) and the SQL each sorts by; ties go by id, so a sort
+# is stable and its windows never overlap. Text sorts ignore ASCII case, as the page shows it.
+# `type` is the content type SUMMARY shows: the response's, or the request's when there is
+# no response (no status); `duration` is 0 while a flow is open, as in SUMMARY.
+SORTS = {
+    "id": "f.id",
+    "started": "f.started",
+    "method": "f.method COLLATE NOCASE",
+    "host": "f.host COLLATE NOCASE",
+    "path": "f.path COLLATE NOCASE",
+    "status": "f.status",
+    "type": "(CASE WHEN f.status IS NULL THEN f.request_content_type"
+    " ELSE f.response_content_type END) COLLATE NOCASE",
+    "size": "f.response_size",
+    "duration": "coalesce(f.ended - f.started, 0)",
+}
+ORDERS = {"asc": "ASC", "desc": "DESC"}
 _PARTS = {"request": REQUEST_BODY, "response": RESPONSE_BODY}
 _EXPORTS: dict[str, Callable[[Flow, bytes], str]] = {"curl": curl_command, "httpx": httpx_code}
 # A captured body must never run as a page of the UI's origin (see the module docstring).
@@ -103,6 +120,20 @@ def _number(request: web.Request, name: str, default: int | None, most: int = MA
     if value > most:
         raise _BadRequest(f"{name}: at most {most}")
     return value
+
+
+def _ordering(request: web.Request) -> str:
+    """The SQL ORDER BY of ``sort=`` and ``order=`` (default: id ascending)."""
+    column = request.query.get("sort") or "id"
+    direction = request.query.get("order") or "asc"
+    if column not in SORTS:
+        raise _BadRequest(f"sort: one of {', '.join(SORTS)}, not {column!r}")
+    if direction not in ORDERS:
+        raise _BadRequest(f"order: asc or desc, not {direction!r}")
+    word = ORDERS[direction]
+    if column == "id":
+        return f"f.id {word}"
+    return f"{SORTS[column]} {word}, f.id {word}"
 
 
 def _flow_id(request: web.Request) -> int:
@@ -229,6 +260,7 @@ class StoredFlows:
             offset = _number(request, "offset", 0)
             limit = _number(request, "limit", DEFAULT_LIMIT, MAX_LIMIT)
             after = _number(request, "after", None)
+            ordering = _ordering(request)
         except _BadRequest as exc:
             return error_response(400, exc.reason, **exc.extra)
         where, params = only.to_sql() if only is not None else ("", [])
@@ -238,15 +270,23 @@ class StoredFlows:
             total = db.execute(f"SELECT count(*) FROM flows AS f WHERE {condition}", params)
             if after is not None:
                 condition += " AND f.id > ?"
-            page = iter_flows(
-                db,
-                condition,
-                [*params, after] if after is not None else params,
-                by_id=True,
-                limit=limit,
-                offset=offset,
-            )
-            return {"total": total.fetchone()[0], "flows": [summary(flow) for flow in page]}
+            # The window's ids first, then their rows: SQLite's sorter then carries an id and
+            # a key per flow, not whole rows, which makes a deep window of 100,000 flows
+            # sorted by a column several times faster.
+            ids = [
+                row[0]
+                for row in db.execute(
+                    f"SELECT f.id FROM flows AS f WHERE {condition} ORDER BY {ordering}"
+                    " LIMIT ? OFFSET ?",
+                    [*params, *([after] if after is not None else []), limit, offset],
+                )
+            ]
+            marks = ", ".join("?" for _ in ids)
+            found = {flow.store_id: flow for flow in iter_flows(db, f"f.id IN ({marks})", ids)}
+            return {
+                "total": total.fetchone()[0],
+                "flows": [summary(found[store_id]) for store_id in ids if store_id in found],
+            }
 
         return web.json_response(await self._read(read))
 

@@ -304,10 +304,50 @@ def test_sorting_by_id_both_ways_and_by_a_column(start_ui: StartUI, page: Any) -
     page.click(".flow-header .col-time")
     wait_for_paths(page, "/medium", "/large", "/small")
     page.click(".flow-header .col-size")
-    wait_for_paths(page, "/large", "/medium", "/small")
-    page.click(".flow-header .col-size")
     wait_for_paths(page, "/small", "/medium", "/large")
     assert page.get_attribute(".flow-header .col-size", "aria-sort") == "ascending"
+    page.click(".flow-header .col-size")
+    wait_for_paths(page, "/large", "/medium", "/small")
+    assert page.get_attribute(".flow-header .col-size", "aria-sort") == "descending"
+
+
+def test_more_than_five_thousand_flows_sort_by_status_on_the_server(
+    start_ui: StartUI, page: Any
+) -> None:
+    count = 6_000
+
+    def flows() -> Iterator[StoredFlow]:
+        for n in range(count):
+            # Statuses 200-599, scattered over the ids.
+            yield stored_flow(f"/item/{n + 1}", status=200 + (n * 37) % 400), None, b"x"
+
+    ui = start_ui(flows=flows())
+    open_ui(page, ui)
+    wait_for_count(page, "6,000 flows")
+
+    def statuses() -> list[int]:
+        page.wait_for_function(
+            "() => document.querySelectorAll('.flow-row.loading').length === 0"
+            " && document.querySelectorAll('.flow-row[data-id]').length > 0"
+        )
+        cells = page.locator(".flow-row[data-id] .col-status").all_text_contents()
+        return [int(cell) for cell in cells]
+
+    for order, first in (("ascending", 200), ("descending", 599)):
+        page.click(".flow-header .col-status")
+        page.wait_for_function(
+            "order => document.querySelector('.flow-header .col-status')"
+            ".getAttribute('aria-sort') === order",
+            arg=order,
+        )
+        page.wait_for_function(
+            "first => document.querySelector('.flow-row[data-position=\"0\"] .col-status')"
+            "?.textContent === String(first)",
+            arg=first,
+        )
+        shown = statuses()
+        assert shown == sorted(shown, reverse=order == "descending"), shown
+    assert "narrow" not in (page.locator("body").text_content() or "")
 
 
 def test_the_detail_shows_pretty_json_an_image_and_a_gzip_decoded_text(

@@ -55,9 +55,10 @@ const flowPath = (id) => `/api/flows/${encodeURIComponent(id)}`;
 
 export const getInfo = () => request("/api/info");
 
-/** {total, flows}: `limit` flows from `offset` of those matching `filter` (id ascending). */
-export const listFlows = ({ filter, offset, limit, after, signal } = {}) =>
-  request(`/api/flows${query({ filter, offset, limit, after })}`, { signal });
+/** {total, flows}: `limit` flows from `offset` of those matching `filter`, sorted by `sort`
+ * (a column; default id) in `order` ("asc", the default, or "desc"). */
+export const listFlows = ({ filter, sort, order, offset, limit, after, signal } = {}) =>
+  request(`/api/flows${query({ filter, sort, order, offset, limit, after })}`, { signal });
 
 export const getFlow = (id) => request(flowPath(id));
 export const deleteFlow = (id) => request(flowPath(id), { method: "DELETE" });

@@ -54,7 +54,7 @@ export class FlowList {
    * @param root the element to fill
    * @param model a FlowModel
    * @param onOpen called with a flow's id when it is opened (click, Enter)
-   * @param onSortError called with a message when a sort is refused
+   * @param onSortError called with a message when a sort fails (the server did not answer)
    */
   constructor(root, model, { onOpen, onSortError }) {
     this.model = model;
@@ -218,7 +218,8 @@ export class FlowList {
 
   async #sortBy(key) {
     const model = this.model;
-    const descending = model.sortKey === key ? !model.descending : key !== "id";
+    // A new column sorts ascending first; a second click flips it.
+    const descending = model.sortKey === key ? !model.descending : false;
     try {
       await model.sort(key, descending);
     } catch (error) {

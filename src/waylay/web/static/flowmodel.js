@@ -2,27 +2,26 @@
 //
 // Theory of operation
 // -------------------
-// The server answers windows of the flows matching a filter, in id order: `offset`, `limit`,
-// and `total`, the count of all that match. The model keeps `total` and a bounded cache of
-// pages (PAGE_SIZE flows each, at most MAX_PAGES of them, least recently wanted evicted), keyed
-// by the flow's index in id order. A position in the list maps onto that index: the same in
-// ascending order, mirrored (total - 1 - position) in descending order, so both orders share
-// one cache and flipping the order costs no request.
+// The server answers windows of the flows matching a filter, sorted by a column: `offset`,
+// `limit`, and `total`, the count of all that match. The model keeps `total` and a bounded
+// cache of pages (PAGE_SIZE flows each, at most MAX_PAGES of them, least recently wanted
+// evicted) for one view, (filter, sort, order) (`#view`): another view starts another cache.
+// Sorted by id, the pages are always asked ascending and a position in the list maps onto the
+// flow's index: the same in ascending order, mirrored (total - 1 - position) in descending
+// order, so both id orders share one cache and flipping them costs no request. Sorted by any
+// other column, the server sorts, in either order, and a position is the index.
 //
 // The view says which positions it shows (`want`); the pages they fall in are fetched, at most
 // MAX_CONCURRENT at once, nearest first, and only while still wanted, so dragging the scroll bar
 // across 100,000 flows fetches the pages it stops on, not every page it passed.
 //
-// New flows: the WebSocket says "there is more" (`noteNewFlow`); a short moment later one
-// request asks for the flows matching the filter with an id over the last one known
-// (`?after=`), and they are appended. The store is the truth: a burst of a thousand messages
+// New flows: the WebSocket says "there is more" (`noteNewFlow`); a short moment later, sorted
+// by id, one request asks for the flows matching the filter with an id over the last one known
+// (`?after=`), and they are appended; sorted by another column, new flows land anywhere, so the
+// model counts again and fetches the windows in sight again (a resync). The store is the truth: a burst of a thousand messages
 // costs a request or two, and a dropped socket loses nothing (the page catches up the same way
 // when it reconnects). A deletion or a reconnection marks the cached pages stale (`freshness`):
 // they are still shown, and fetched again as they are wanted.
-//
-// Sorting by anything else than id (time) needs every matching flow, since the server sorts by
-// id only: the model then holds all of them (`#local`, at most LOCAL_SORT_LIMIT) and sorts them
-// itself; over that it refuses and says to narrow the filter.
 //
 // Catch-ups, resyncs and (re)loads run one after the other (`#serial`): each reads `total` and
 // the last id as the one before left them. An answer for an older filter or sort
@@ -31,7 +30,6 @@
 import { listFlows } from "./api.js";
 
 export const PAGE_SIZE = 200;
-export const LOCAL_SORT_LIMIT = 5000;
 const MAX_PAGES = 50;
 const MAX_CONCURRENT = 3;
 const CATCH_UP_LIMIT = 1000;
@@ -39,33 +37,8 @@ const CATCH_UP_DELAY_MS = 120;
 // Past this many flows behind, reload instead of paging through them all.
 const CATCH_UP_MAX_ROUNDS = 5;
 
-const text = (value) => (value ?? "").toString().toLowerCase();
-const number = (value) => (value === null || value === undefined ? -Infinity : value);
-
-/** The value each sortable column sorts by; "id" is the server's own order. */
-export const SORT_KEYS = {
-  id: null,
-  method: (flow) => text(flow.method),
-  host: (flow) => text(flow.host),
-  path: (flow) => text(flow.path),
-  status: (flow) => number(flow.status),
-  type: (flow) => text(flow.content_type),
-  size: (flow) => number(flow.response_size),
-  duration: (flow) => number(flow.duration),
-};
-
-function compareBy(key) {
-  const value = SORT_KEYS[key];
-  return (a, b) => {
-    const x = value(a);
-    const y = value(b);
-    if (x < y) return -1;
-    if (x > y) return 1;
-    return a.id - b.id;
-  };
-}
-
-export class SortRefused extends Error {}
+/** The columns the server sorts by (`sort=`); "id" is the order flows were stored in. */
+export const SORT_KEYS = ["id", "started", "method", "host", "path", "status", "type", "size", "duration"];
 
 export class FlowModel extends EventTarget {
   filter = "";
@@ -78,7 +51,6 @@ export class FlowModel extends EventTarget {
   #loading = new Map();
   #wanted = [];
   #lastId = 0;
-  #local = null;
   #serial = Promise.resolve();
   #catchUpQueued = false;
 
@@ -106,98 +78,67 @@ export class FlowModel extends EventTarget {
   /** The flows matching `filter`, from the first. A filter that does not parse throws the
    * server's ApiError (status 400, reason, column) and leaves the model as it was. */
   load(filter) {
+    return this.#queue(() => this.#reload(filter, this.sortKey, this.descending));
+  }
+
+  /** Order by `key` (one of SORT_KEYS), descending or not. */
+  sort(key, descending) {
     return this.#queue(async () => {
-      const first = await listFlows({ filter, offset: 0, limit: PAGE_SIZE });
-      let local = null;
-      if (this.sortKey !== "id") {
-        if (first.total > LOCAL_SORT_LIMIT) this.sortKey = "id";
-        else local = await this.#fetchAll(filter, first);
+      if (key === "id" && this.sortKey === "id") {
+        this.descending = descending;
+        this.#emit({ reset: true });
+        return;
       }
-      this.#generation += 1;
-      this.filter = filter;
-      this.#pages.clear();
-      this.#local = local;
-      this.total = local ? local.length : first.total;
-      this.#store(0, first.flows);
-      this.#lastId = first.flows.length ? first.flows.at(-1).id : 0;
-      if (local) this.#lastId = local.reduce((max, flow) => Math.max(max, flow.id), 0);
-      else if (first.total > first.flows.length) await this.#loadLastPage();
-      this.#emit({ reset: true });
+      await this.#reload(this.filter, key, descending);
     });
   }
 
-  async #fetchAll(filter, first) {
-    const flows = [...first.flows];
-    while (flows.length < first.total && flows.length < LOCAL_SORT_LIMIT) {
-      const next = await listFlows({ filter, offset: flows.length, limit: CATCH_UP_LIMIT });
-      if (next.flows.length === 0) break;
-      flows.push(...next.flows);
+  /** The query of the view (filter, sort, order) for `offset` and `limit`. */
+  #query(offset, limit, view = this) {
+    if (view.sortKey === "id") return { filter: view.filter, offset, limit };
+    const order = view.descending ? "desc" : "asc";
+    return { filter: view.filter, sort: view.sortKey, order, offset, limit };
+  }
+
+  async #reload(filter, sortKey, descending) {
+    const view = { filter, sortKey, descending };
+    const first = await listFlows(this.#query(0, PAGE_SIZE, view));
+    this.#generation += 1;
+    Object.assign(this, view);
+    this.#pages.clear();
+    this.total = first.total;
+    this.#store(0, first.flows);
+    this.#lastId = 0;
+    if (sortKey === "id") {
+      this.#lastId = first.flows.length ? first.flows.at(-1).id : 0;
+      if (first.total > first.flows.length) await this.#loadLastPage();
     }
-    return flows.sort(compareBy(this.sortKey));
+    this.#emit({ reset: true });
   }
 
   async #loadLastPage() {
     const generation = this.#generation;
     const index = Math.floor((this.total - 1) / PAGE_SIZE);
-    const answer = await listFlows({
-      filter: this.filter,
-      offset: index * PAGE_SIZE,
-      limit: PAGE_SIZE,
-    });
+    const answer = await listFlows(this.#query(index * PAGE_SIZE, PAGE_SIZE));
     if (generation !== this.#generation) return;
     this.#store(index, answer.flows);
     if (answer.flows.length) this.#lastId = Math.max(this.#lastId, answer.flows.at(-1).id);
   }
 
-  /** Order by `key` (a SORT_KEYS name); throws SortRefused when there are too many flows. */
-  sort(key, descending) {
-    return this.#queue(async () => {
-      if (key !== "id" && !this.#local && this.total > LOCAL_SORT_LIMIT) {
-        throw new SortRefused(
-          `sorting by ${key} needs at most ${LOCAL_SORT_LIMIT.toLocaleString("en")} flows ` +
-            `(there are ${this.total.toLocaleString("en")}): narrow them with the filter`,
-        );
-      }
-      if (key === "id") {
-        if (this.#local) {
-          this.#local = null;
-          this.#generation += 1;
-          this.#pages.clear();
-        }
-      } else if (this.#local) {
-        this.#local.sort(compareBy(key));
-      } else {
-        const first = await listFlows({ filter: this.filter, offset: 0, limit: PAGE_SIZE });
-        this.sortKey = key;
-        this.#local = await this.#fetchAll(this.filter, first);
-        this.total = this.#local.length;
-        this.#lastId = this.#local.reduce((max, flow) => Math.max(max, flow.id), this.#lastId);
-      }
-      this.sortKey = key;
-      this.descending = descending;
-      this.#emit({ reset: true });
-    });
-  }
-
-  /** The flow's index in ascending order for a position in the list. */
+  /** The flow's index in the server's order for a position in the list. */
   #index(position) {
-    return this.descending ? this.total - 1 - position : position;
+    return this.descending && this.sortKey === "id" ? this.total - 1 - position : position;
   }
 
   /** The flow shown at `position`, or undefined while its page is being fetched. */
   rowAt(position) {
     if (position < 0 || position >= this.total) return undefined;
     const index = this.#index(position);
-    if (this.#local) return this.#local[index];
     return this.#pages.get(Math.floor(index / PAGE_SIZE))?.rows[index % PAGE_SIZE];
   }
 
   /** The position of flow `id` if the model has it at hand, else -1. */
   positionOf(id) {
-    if (this.#local) {
-      const index = this.#local.findIndex((flow) => flow.id === id);
-      return index < 0 ? -1 : this.#index(index);
-    }
     for (const [pageIndex, page] of this.#pages) {
       const offset = page.rows.findIndex((flow) => flow?.id === id);
       if (offset >= 0) return this.#index(pageIndex * PAGE_SIZE + offset);
@@ -207,7 +148,7 @@ export class FlowModel extends EventTarget {
 
   /** The view shows positions [first, last): fetch the pages they need. */
   want(first, last) {
-    if (this.#local || last <= first) {
+    if (last <= first) {
       this.#wanted = [];
       return;
     }
@@ -252,11 +193,7 @@ export class FlowModel extends EventTarget {
     const freshness = this.#freshness;
     this.#loading.set(page, freshness);
     try {
-      const answer = await listFlows({
-        filter: this.filter,
-        offset: page * PAGE_SIZE,
-        limit: PAGE_SIZE,
-      });
+      const answer = await listFlows(this.#query(page * PAGE_SIZE, PAGE_SIZE));
       if (generation !== this.#generation) return;
       this.#store(page, answer.flows, freshness);
       this.#emit({});
@@ -301,9 +238,14 @@ export class FlowModel extends EventTarget {
     }, CATCH_UP_DELAY_MS);
   }
 
-  /** Append the flows matching the filter with an id over the last one known. */
+  /** Append the flows matching the filter with an id over the last one known; sorted by
+   * another column than id, count again and fetch the windows in sight again. */
   catchUp() {
     return this.#queue(async () => {
+      if (this.sortKey !== "id") {
+        await this.#resync();
+        return;
+      }
       const generation = this.#generation;
       for (let round = 0; round < CATCH_UP_MAX_ROUNDS; round += 1) {
         const answer = await listFlows({
@@ -322,33 +264,17 @@ export class FlowModel extends EventTarget {
   #append(flows) {
     if (flows.length === 0) return;
     for (const flow of flows) {
-      if (this.#local) {
-        this.#insertSorted(flow);
-      } else {
-        const index = this.total;
-        const page = this.#pages.get(Math.floor(index / PAGE_SIZE));
-        if (page) page.rows[index % PAGE_SIZE] = flow;
-        else if (index % PAGE_SIZE === 0) {
-          this.#pages.set(index / PAGE_SIZE, { freshness: this.#freshness, rows: [flow] });
-        }
+      const index = this.total;
+      const page = this.#pages.get(Math.floor(index / PAGE_SIZE));
+      if (page) page.rows[index % PAGE_SIZE] = flow;
+      else if (index % PAGE_SIZE === 0) {
+        this.#pages.set(index / PAGE_SIZE, { freshness: this.#freshness, rows: [flow] });
       }
       this.total += 1;
       this.#lastId = flow.id;
     }
     this.#evict();
     this.#emit({ appended: flows.length });
-  }
-
-  #insertSorted(flow) {
-    const compare = compareBy(this.sortKey);
-    let low = 0;
-    let high = this.#local.length;
-    while (low < high) {
-      const middle = (low + high) >> 1;
-      if (compare(this.#local[middle], flow) <= 0) low = middle + 1;
-      else high = middle;
-    }
-    this.#local.splice(low, 0, flow);
   }
 
   /** Count again and mark every cached page stale (after a deletion or a reconnection). */
@@ -358,15 +284,16 @@ export class FlowModel extends EventTarget {
 
   async #resync() {
     const generation = this.#generation;
-    const first = await listFlows({ filter: this.filter, offset: 0, limit: PAGE_SIZE });
+    // Sorted by id, the first page and the last (for the last id); else the first page in
+    // sight answers the count. The rest in sight follow (#pump).
+    const byId = this.sortKey === "id";
+    const page = byId || !this.#wanted.length ? 0 : this.#wanted[0];
+    const first = await listFlows(this.#query(page * PAGE_SIZE, PAGE_SIZE));
     if (generation !== this.#generation) return;
-    if (this.#local) {
-      this.#local = await this.#fetchAll(this.filter, first);
-      this.total = this.#local.length;
-    } else {
-      this.#freshness += 1;
-      this.total = first.total;
-      this.#store(0, first.flows);
+    this.#freshness += 1;
+    this.total = first.total;
+    this.#store(page, first.flows);
+    if (byId) {
       if (first.total > first.flows.length) await this.#loadLastPage();
       else this.#lastId = first.flows.length ? first.flows.at(-1).id : 0;
     }
@@ -376,23 +303,13 @@ export class FlowModel extends EventTarget {
 
   /** Flow `id` was deleted. */
   removed(id) {
-    if (this.#local) {
-      const index = this.#local.findIndex((flow) => flow.id === id);
-      if (index >= 0) {
-        this.#local.splice(index, 1);
-        this.total -= 1;
-        this.#emit({ removed: 1 });
-      }
-      return;
-    }
-    if (id <= this.#lastId) this.resync().catch(() => {});
+    if (this.sortKey !== "id" || id <= this.#lastId) this.resync().catch(() => {});
   }
 
   /** Every flow was deleted. */
   cleared() {
     this.#generation += 1;
     this.#pages.clear();
-    this.#local = this.#local ? [] : null;
     this.total = 0;
     this.#emit({ reset: true });
   }

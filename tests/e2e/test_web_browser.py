@@ -14,6 +14,7 @@ test_browser.py: no browser is ever downloaded, and nothing leaves 127.0.0.1.
 
 from __future__ import annotations
 
+import concurrent.futures
 import gzip
 import json
 import re
@@ -212,6 +213,25 @@ def test_flows_appear_live_without_a_reload(start_ui: StartUI, origin: Origin, p
     wait_for_paths(page, "/echo/live-0", "/echo/live-1", "/echo/live-2")
     wait_for_count(page, "3 flows")
     assert rows(page).first.locator(".col-status").text_content() == "200"
+
+
+def test_a_long_flow_stored_after_later_ones_still_appears_live(
+    start_ui: StartUI, origin: Origin, page: Any
+) -> None:
+    # A flow's id is taken when it is sent on, and it is stored when it ends: the slow one
+    # has the lowest id and is stored last.
+    ui = start_ui()
+    open_ui(page, ui)
+    wait_for_count(page, "0 flows")
+    with concurrent.futures.ThreadPoolExecutor(1) as slow:
+        late = slow.submit(proxied, ui, "GET", origin.url("/delay/late?s=1.5"))
+        time.sleep(0.3)
+        for n in range(2):
+            proxied(ui, "GET", origin.url(f"/echo/early-{n}"))
+        wait_for_paths(page, "/echo/early-0", "/echo/early-1")
+        assert late.result().status_code == 200
+    wait_for_paths(page, "/delay/late?s=1.5", "/echo/early-0", "/echo/early-1")
+    wait_for_count(page, "3 flows")
 
 
 def test_a_dropped_websocket_catches_up_with_what_it_missed(

@@ -53,6 +53,7 @@ export class FlowModel extends EventTarget {
   #lastId = 0;
   #serial = Promise.resolve();
   #catchUpQueued = false;
+  #lateFlow = false;
 
   get lastId() {
     return this.#lastId;
@@ -226,13 +227,19 @@ export class FlowModel extends EventTarget {
     }
   }
 
-  /** A flow was stored (the WebSocket said so): fetch what is new, soon, once for a burst. */
-  noteNewFlow() {
+  /** A flow was stored (the WebSocket said so): fetch what is new, soon, once for a burst.
+   * A flow's id is taken when it starts and it is stored when it ends, so a long one can be
+   * stored after flows with higher ids: one at or under the last id known is no news for
+   * `after=`, and the model counts again and fetches the windows in sight instead. */
+  noteNewFlow(id) {
+    if (id !== undefined && id <= this.#lastId) this.#lateFlow = true;
     if (this.#catchUpQueued) return;
     this.#catchUpQueued = true;
     setTimeout(() => {
       this.#catchUpQueued = false;
-      this.catchUp().catch((error) => {
+      const late = this.#lateFlow;
+      this.#lateFlow = false;
+      (late ? this.resync() : this.catchUp()).catch((error) => {
         this.dispatchEvent(new CustomEvent("error", { detail: error }));
       });
     }, CATCH_UP_DELAY_MS);

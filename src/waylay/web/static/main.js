@@ -75,7 +75,7 @@ updates.addEventListener("message", (event) => {
   const message = event.detail;
   switch (message.type) {
     case "flow":
-      model.noteNewFlow();
+      model.noteNewFlow(message.flow?.id);
       break;
     case "live":
     case "resumed":

@@ -256,6 +256,20 @@ def test_detail_and_the_decoded_body_of_a_gzip_response(
         assert client.get(f"/api/flows/{summary['id'] + 1000}").status_code == 404
 
 
+def test_the_ca_certificate_downloads_from_the_ui(web: WaylayProcess, confdir: Path) -> None:
+    with _ui(web) as client:
+        pem = client.get("/ca/pem")
+        assert (
+            pem.status_code == 200 and pem.content == (confdir / "waylay-ca-cert.pem").read_bytes()
+        )
+        assert "attachment" in pem.headers["content-disposition"]
+        assert client.get("/ca/cer").content == (confdir / "waylay-ca-cert.cer").read_bytes()
+        assert client.get("/ca/p12").status_code == 200
+        assert client.get("/ca/key").status_code == 404
+    # Behind the token like everything else.
+    assert httpx.get(f"{web.web_url}ca/pem", trust_env=False).status_code == 403
+
+
 def test_har_export_is_json_with_the_entries(
     web: WaylayProcess, origin: Origin, home: Path
 ) -> None:

@@ -164,7 +164,22 @@ def build_app(state: WebState, guard: Guard, *, static: Path = STATIC) -> web.Ap
     async def page(request: web.Request) -> web.FileResponse:
         return web.FileResponse(index)
 
-    app.add_routes([web.get("/", page)])
+    async def ca_certificate(request: web.Request) -> web.Response:
+        # The CA's certificate (never its key) in each format, as the install page serves it
+        # through the proxy: a browser not yet set to use the proxy gets it here.
+        install = state.ctx.install_page
+        kind = request.match_info["kind"]
+        if install is None or kind not in ("pem", "cer", "p12"):
+            raise web.HTTPNotFound()
+        status, fields, body = install.respond(f"/cert/{kind}")
+        headers = {
+            name.decode("latin-1"): value.decode("latin-1")
+            for name, value in fields
+            if name.lower() != b"content-length"
+        }
+        return web.Response(status=status, body=body, headers=headers)
+
+    app.add_routes([web.get("/", page), web.get("/ca/{kind}", ca_certificate)])
     if guard.password is not None:
         login = _Login(guard)
         app.add_routes([web.get(LOGIN_PATH, login.form), web.post(LOGIN_PATH, login.check)])

@@ -324,3 +324,13 @@ def test_killing_an_intercepted_flow_resumes_it_so_it_can_end() -> None:
     flow.kill()
     assert woken == [True]  # killed before the waiter wakes: it sees why
     assert not flow.intercepted and flow.killed
+
+
+def test_the_filter_language_is_a_scripts_too() -> None:
+    from waylay import FilterError, parse_filter
+
+    matcher = parse_filter("~m POST & ~d api.example.test")
+    assert matcher.matches(Flow(("127.0.0.1", 1), _request(method="POST")))
+    assert not matcher.matches(Flow(("127.0.0.1", 1), _request(method="GET")))
+    with pytest.raises(FilterError):
+        parse_filter("~zz")

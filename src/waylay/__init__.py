@@ -17,6 +17,8 @@ __all__ = [
     "Client",
     "ClientHelloData",
     "Error",
+    "Filter",
+    "FilterError",
     "Flow",
     "Headers",
     "Loader",
@@ -24,6 +26,7 @@ __all__ = [
     "Response",
     "TcpMessage",
     "__version__",
+    "parse_filter",
     "passive",
 ]
 
@@ -39,10 +42,14 @@ _EXPORTS = {
     "Headers": "waylay.headers",
     "Loader": "waylay.addons.options",
     "passive": "waylay.hooks",
+    "Filter": "waylay.filters",
+    "FilterError": "waylay.filters",
+    "parse_filter": "waylay.filters",
 }
 
 if TYPE_CHECKING:
     from waylay.addons.options import Loader
+    from waylay.filters import Filter, FilterError, parse_filter
     from waylay.flow import Client, ClientHelloData, Error, Flow, Request, Response, TcpMessage
     from waylay.headers import Headers
     from waylay.hooks import passive

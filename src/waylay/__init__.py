@@ -25,6 +25,7 @@ __all__ = [
     "Request",
     "Response",
     "TcpMessage",
+    "TlsDetails",
     "__version__",
     "parse_filter",
     "passive",
@@ -39,6 +40,7 @@ _EXPORTS = {
     "Request": "waylay.flow",
     "Response": "waylay.flow",
     "TcpMessage": "waylay.flow",
+    "TlsDetails": "waylay.flow",
     "Headers": "waylay.headers",
     "Loader": "waylay.addons.options",
     "passive": "waylay.hooks",
@@ -50,7 +52,16 @@ _EXPORTS = {
 if TYPE_CHECKING:
     from waylay.addons.options import Loader
     from waylay.filters import Filter, FilterError, parse_filter
-    from waylay.flow import Client, ClientHelloData, Error, Flow, Request, Response, TcpMessage
+    from waylay.flow import (
+        Client,
+        ClientHelloData,
+        Error,
+        Flow,
+        Request,
+        Response,
+        TcpMessage,
+        TlsDetails,
+    )
     from waylay.headers import Headers
     from waylay.hooks import passive
 

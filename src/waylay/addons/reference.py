@@ -45,8 +45,12 @@ SUBJECTS = (
     ("waylay.flow", "Client", "client"),
     ("waylay.flow", "ClientHelloData", "data"),
     ("waylay.tls.clienthello", "ClientHello", "data.client_hello"),
+    ("waylay.flow", "TlsDetails", "flow.client_tls"),
     ("waylay.addons.options", "Loader", "loader"),
     ("waylay.hooks", "passive", ""),
+    ("waylay.filters", "parse_filter", ""),
+    ("waylay.filters", "Filter", "matcher"),
+    ("waylay.filters", "FilterError", "error"),
 )
 
 # The special methods an addon uses through syntax, and how that syntax reads.

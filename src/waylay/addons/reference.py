@@ -144,7 +144,9 @@ def _render_class(cls: type, obj: str, exported: bool) -> str:
 
 
 def _render_function(function: Callable[..., Any], exported: bool) -> str:
-    lines = [f"### @{function.__name__}", ""]
+    # A decorator (passive) reads as one; any other function by its name.
+    decorator = "@" if function.__module__ == "waylay.hooks" else ""
+    lines = [f"### {decorator}{function.__name__}", ""]
     if exported:
         lines += [f"`from waylay import {function.__name__}`", ""]
     lines += [f"`{function.__name__}{_signature(function)}`", ""]

@@ -71,9 +71,10 @@ fuzz: $(VENV)/.installed
 	done
 
 lint: $(VENV)/.installed
-	$(BIN)/ruff check src tests
-	$(BIN)/ruff format --check src tests
+	$(BIN)/ruff check src tests examples bench
+	$(BIN)/ruff format --check src tests examples bench
 	$(BIN)/mypy
+	MYPYPATH=src $(BIN)/mypy --strict examples
 
 clean:
 	rm -rf .venv .venv-newest build *.egg-info src/*.egg-info

@@ -306,14 +306,7 @@ class Exchange:
             return
         body = self.response_body
         if body is not None:
-            try:
-                out, rest = body.feed(data)
-            except ProtocolError as exc:
-                self.fail(exc)
-                return
-            self._send_body(out, body)
-            if body.done:
-                self._response_complete(clean=not rest)
+            self._feed_body(body, data)
             return
         if not self._rbuf and not self.flow.timestamps.first_response_byte:
             self.flow.timestamps.first_response_byte = time.time()
@@ -449,19 +442,30 @@ class Exchange:
                 piece = collected.pop()
                 for data in self._out([piece], False, None) if self._out else [piece]:
                     self._client.write(data)
-        pending = bytes(self._rbuf)
-        self._rbuf.clear()
+        # The head and the first body bytes leave in one write.
+        self._feed_pending(body, first)
+
+    def _feed_body(self, body: Reframer, data: bytes, first: list[bytes] | None = None) -> None:
+        """Body bytes from the server: sent on (after ``first``, the head, in one write) or
+        collected for a hook; a framing error fails the exchange, the body's end completes it."""
         try:
-            out, rest = body.feed(pending)
+            out, rest = body.feed(data)
         except ProtocolError as exc:
-            _write(self._client, first)
+            if first:
+                _write(self._client, first)
             self.fail(exc)
             return
-        # The head and the first body bytes leave in one write.
         self._send_body(out, body, first)
         if body.done:
             self._response_complete(clean=not rest)
-        elif self._server_ended:
+
+    def _feed_pending(self, body: Reframer, first: list[bytes] | None = None) -> None:
+        """What came with the head, or while a hook held it; then, if the server has closed
+        meanwhile, what that close means for the body."""
+        pending = bytes(self._rbuf)
+        self._rbuf.clear()
+        self._feed_body(body, pending, first)
+        if not body.done and not self.done.done() and self._server_ended:
             self._upstream_ended(self._server_error)
 
     def _send_body(
@@ -491,18 +495,7 @@ class Exchange:
         self.response_body = body
         self._collected = []
         self._upstream.gate.resume("hook")
-        pending = bytes(self._rbuf)
-        self._rbuf.clear()
-        try:
-            out, rest = body.feed(pending)
-        except ProtocolError as exc:
-            self.fail(exc)
-            return
-        self._send_body(out, body)
-        if body.done:
-            self._response_complete(clean=not rest)
-        elif self._server_ended:
-            self._upstream_ended(self._server_error)
+        self._feed_pending(body)
 
     def _give_up_collecting(self) -> None:
         """Over --stream-large-bodies: stream the rest; the hooks will see no content."""

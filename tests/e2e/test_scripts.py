@@ -15,6 +15,8 @@ from textwrap import dedent
 
 import pytest
 
+from waylay.memory import YOUNG_THRESHOLD
+
 from .clients import curl as run_curl
 from .origin import Origin
 from .waylay_process import RunWaylay, WaylayProcess, clean_env
@@ -276,3 +278,27 @@ def test_a_scripts_logging_is_shown_and_named(
     said = proxy.stderr_text().splitlines()
     assert "addon: saw /echo/said" in said
     assert not any("not shown" in line for line in said)
+
+
+def test_the_serving_process_has_its_collector_settled(
+    start_scripted: StartScripted, tmp_path: Path
+) -> None:
+    # memory.py: once serving, start-up's objects are frozen and young collections are rare.
+    # An addon's `running` hook is the probe: it runs in the proxy, after it started.
+    record = tmp_path / "gc.txt"
+    script = write(
+        tmp_path / "probe.py",
+        f"""\
+        import gc
+        from pathlib import Path
+
+        def running():
+            Path({str(record)!r}).write_text(
+                f"{{gc.get_threshold()[0]}} {{gc.get_freeze_count()}}")
+        """,
+    )
+    start_scripted("-s", str(script))
+    assert wait_for(record.exists)
+    threshold, frozen = map(int, record.read_text().split())
+    assert threshold == YOUNG_THRESHOLD
+    assert frozen > 10_000  # every module start-up imported

@@ -741,10 +741,12 @@ class ClientConnection(asyncio.Protocol):
             return False
         upgrade = is_upgrade_request(sent.head)
         host = route.host_header
-        named = header_value(request.headers.fields, b"host")
-        if named and (route.keep_host or named != header_value(head.headers, b"host")):
-            # The client's Host inside a tunnel, or one an addon set: sent as it is.
-            host = named
+        fields = request.headers.fields
+        if route.keep_host or fields is not head.headers:  # (else: no addon saw the head)
+            named = header_value(fields, b"host")
+            if named and (route.keep_host or named != header_value(head.headers, b"host")):
+                # The client's Host inside a tunnel, or one an addon set: sent as it is.
+                host = named
         headers = forward_request_headers(
             sent.head.headers,
             host,

@@ -45,18 +45,22 @@ _NEVER_DROPPED = _FRAMING | {b"host"}
 # fields (RFC 9112 §7.1.2). A next hop that merges trailers into the header section would
 # otherwise take a second Content-Length, Transfer-Encoding or Host from them.
 _NOT_IN_TRAILERS = HOP_BY_HOP | _NEVER_DROPPED
+_HOP_BY_HOP_BUT_UPGRADE = HOP_BY_HOP - {b"upgrade"}
+_NO_TOKENS: frozenset[bytes] = frozenset()
 
 
 def connection_tokens(headers: Fields) -> frozenset[bytes]:
     """The lowercased options of every Connection field (RFC 9110 §7.6.1)."""
-    tokens: set[bytes] = set()
+    tokens: set[bytes] | None = None
     for name, value in headers:
         if len(name) == 10 and name.lower() == b"connection":
+            if tokens is None:
+                tokens = set()
             for item in value.split(b","):
                 token = item.strip(b" \t").lower()
                 if token:
                     tokens.add(token)
-    return frozenset(tokens)
+    return _NO_TOKENS if tokens is None else frozenset(tokens)
 
 
 def is_upgrade_request(head: RequestHead) -> bool:
@@ -98,7 +102,7 @@ def forward_request_headers(
         drop = drop | {b"expect"}
     forwarded: Fields = []
     host_seen = False
-    framing = False
+    framing = 0  # framing lines, or 2 once one is not in canonical form
     for name, value in headers:
         lower = name.lower()
         if lower == b"host":
@@ -107,11 +111,12 @@ def forward_request_headers(
                 host_seen = True
         elif lower not in drop:
             forwarded.append((name, value))
-            framing = framing or lower in _FRAMING
+            if lower in _FRAMING:
+                framing += 1 if _is_canonical(lower, value) else 2
     if not host_seen:
         # RFC 9112 §3.2: a client MUST send Host as the first field after the request line.
         forwarded.insert(0, (b"Host", authority))
-    if framing:
+    if framing > 1:
         forwarded = _canonical_framing(forwarded)
     if upgrade:
         forwarded.append((b"Connection", b"Upgrade"))
@@ -133,13 +138,14 @@ def forward_response_headers(
     if dechunk:
         drop = drop | {b"transfer-encoding"}
     forwarded: Fields = []
-    framing = False
+    framing = 0  # framing lines, or 2 once one is not in canonical form
     for name, value in headers:
         lower = name.lower()
         if lower not in drop:
             forwarded.append((name, value))
-            framing = framing or lower in _FRAMING
-    if framing:
+            if lower in _FRAMING:
+                framing += 1 if _is_canonical(lower, value) else 2
+    if framing > 1:
         forwarded = _canonical_framing(forwarded)
     options = []
     if upgrade:
@@ -198,10 +204,20 @@ def server_keep_alive(head: ResponseHead) -> bool:
 
 
 def _dropped(headers: Fields, *, keep_upgrade: bool) -> frozenset[bytes]:
-    drop = (HOP_BY_HOP | connection_tokens(headers)) - _NEVER_DROPPED
+    tokens = connection_tokens(headers)
+    if not tokens:  # most messages: only the hop-by-hop fields themselves
+        return _HOP_BY_HOP_BUT_UPGRADE if keep_upgrade else HOP_BY_HOP
+    drop = (HOP_BY_HOP | tokens) - _NEVER_DROPPED
     if keep_upgrade:
         drop = drop - {b"upgrade"}
     return drop
+
+
+def _is_canonical(lower: bytes, value: bytes) -> bool:
+    """A lone framing line that may go on as it is: a plain length, or plain ``chunked``."""
+    if lower == b"content-length":
+        return value.isdigit()
+    return value == b"chunked"
 
 
 def _canonical_framing(headers: Fields) -> Fields:

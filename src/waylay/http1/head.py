@@ -377,9 +377,13 @@ def parse_target(method: bytes, target: bytes) -> Target:
     default_port = _DEFAULT_PORTS.get(scheme)
     if default_port is None:
         raise protocol_error("only http:// and https:// targets can be proxied (RFC 9110 §4.2)")
+    end = len(rest)  # the authority ends at the first "/" or "?", if any
     slash = rest.find(b"/")
-    query = rest.find(b"?")
-    end = min(i for i in (slash, query, len(rest)) if i != -1)
+    if slash != -1:
+        end = slash
+    query = rest.find(b"?", 0, end)
+    if query != -1:
+        end = query
     authority, path = rest[:end], rest[end:]
     if b"@" in authority:
         # RFC 9110 §4.2.4: userinfo is deprecated in http(s) URIs and a recipient SHOULD treat

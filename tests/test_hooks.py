@@ -11,7 +11,7 @@ import pytest
 
 from waylay.context import ProxyContext
 from waylay.flow import Client, Flow
-from waylay.hooks import HOOKS, HookTable, dispatch
+from waylay.hooks import HOOKS, HookTable, dispatch, dispatch_now
 from waylay.hosts import Resolver
 from waylay.options import Options, parse_listen
 from waylay.server import ProxyServer
@@ -73,6 +73,45 @@ def test_a_failing_hook_is_logged_and_the_rest_still_run(caplog: pytest.LogCaptu
         asyncio.run(dispatch((broken, later), object()))
     assert seen == ["later"]
     assert "addon bug" in caplog.text and "broken" in caplog.text
+
+
+def test_dispatch_now_runs_plain_hooks_at_once() -> None:
+    seen: list[str] = []
+    assert dispatch_now((lambda f: seen.append("a"), lambda f: seen.append("b")), object()) is None
+    assert seen == ["a", "b"]
+
+
+def test_dispatch_now_returns_the_rest_from_the_first_asynchronous_hook(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    seen: list[str] = []
+
+    async def slow(flow: object) -> None:
+        await asyncio.sleep(0)
+        seen.append("slow")
+
+    async def broken_later(flow: object) -> None:
+        await asyncio.sleep(0)
+        raise ValueError("async addon bug")
+
+    hooks = (
+        lambda f: seen.append("first"),
+        slow,
+        lambda f: seen.append("after slow"),
+        broken_later,
+        lambda f: seen.append("last"),
+    )
+
+    async def run() -> None:
+        rest = dispatch_now(hooks, object())
+        assert seen == ["first"]  # nothing after the asynchronous hook has run yet
+        assert rest is not None
+        await rest
+
+    with caplog.at_level(logging.ERROR, logger="waylay.hooks"):
+        asyncio.run(run())
+    assert seen == ["first", "slow", "after slow", "last"]
+    assert "async addon bug" in caplog.text and "broken_later" in caplog.text
 
 
 async def _origin(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import inspect
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
 log = logging.getLogger("waylay.hooks")
@@ -142,13 +142,33 @@ _NOTHING: Any = object()
 
 async def dispatch(hooks: Sequence[Hook], arg: object = _NOTHING) -> None:
     """Call each hook with ``arg`` (or with nothing), awaiting those that return an awaitable."""
-    for hook in hooks:
+    rest = dispatch_now(hooks, arg)
+    if rest is not None:
+        await rest
+
+
+def dispatch_now(hooks: Sequence[Hook], arg: object = _NOTHING) -> Awaitable[None] | None:
+    """`dispatch` without a coroutine while the hooks are plain functions: each is called in
+    turn, and at the first that returns an awaitable, what is left (awaiting it, then the
+    hooks after it) is returned to be awaited. None when every hook has run."""
+    for index, hook in enumerate(hooks):
         try:
             result = hook() if arg is _NOTHING else hook(arg)
             if inspect.isawaitable(result):
-                await result
+                return _dispatch_rest(hook, result, hooks[index + 1 :], arg)
         except Exception:
             log.exception("addon hook %s failed", hook_name(hook))
+    return None
+
+
+async def _dispatch_rest(
+    hook: Hook, pending: Awaitable[object], hooks: Sequence[Hook], arg: object
+) -> None:
+    try:
+        await pending
+    except Exception:
+        log.exception("addon hook %s failed", hook_name(hook))
+    await dispatch(hooks, arg)
 
 
 def hook_name(hook: Hook) -> str:

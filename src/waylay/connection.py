@@ -34,7 +34,7 @@ import logging
 import socket
 import struct
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, cast
 
@@ -64,7 +64,7 @@ from waylay.flow import (
     TlsDetails,
 )
 from waylay.headers import Headers
-from waylay.hooks import Hook, dispatch
+from waylay.hooks import Hook, dispatch, dispatch_now
 from waylay.http1.body import ChunkedDecoder, Framing, request_framing
 from waylay.http1.forwarding import (
     client_keep_alive,
@@ -189,6 +189,26 @@ class _ServerFirst:
         pass
 
 
+class _Plan:
+    """A request ready to go: where (`Route`), what (`SentRequest` and its head's bytes)."""
+
+    __slots__ = ("body", "head_bytes", "route", "sent", "upgrade")
+
+    def __init__(
+        self, route: Route, sent: SentRequest, head_bytes: bytes, upgrade: bool, body: bytes | None
+    ) -> None:
+        self.route = route
+        self.sent = sent
+        self.head_bytes = head_bytes
+        self.upgrade = upgrade
+        self.body = body  # read whole for request hooks (sent again on a retry), or None
+
+
+async def _close() -> bool:
+    """What the lane hands over when a response ends the client's connection."""
+    return False
+
+
 class ClientConnection(asyncio.Protocol):
     __slots__ = (
         "_awaiting_head",
@@ -198,11 +218,14 @@ class ClientConnection(asyncio.Protocol):
         "_copies",
         "_eof",
         "_exchange",
+        "_handover",
         "_head_waiter",
         "_idle",
         "_idle_since",
         "_inner",
+        "_lane",
         "_limit",
+        "_loop",
         "_lost",
         "_original",
         "_paused",
@@ -229,6 +252,11 @@ class ClientConnection(asyncio.Protocol):
         # deadlines): the idle and slow-head clocks run.
         self._awaiting_head = False
         self._exchange: Exchange | None = None
+        # The exchange served on callbacks (the fast lane), while the coroutine waits.
+        self._lane: tuple[Flow, _Plan, Exchange, UpstreamConnection] | None = None
+        # What the fast lane hands the coroutine when a request needs it (see _hand_over).
+        self._handover: Callable[[], Awaitable[bool]] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._idle: dict[tuple[str, int], UpstreamConnection] = {}
         self._idle_since = time.monotonic()
         self._eof = False
@@ -263,7 +291,8 @@ class ClientConnection(asyncio.Protocol):
         if self.ctx.options.mode == "transparent":
             self._original = _original_of(transport)
         self.ctx.connections.add(self)
-        self._task = asyncio.get_running_loop().create_task(self._serve())
+        self._loop = loop = asyncio.get_running_loop()
+        self._task = loop.create_task(self._serve())
 
     def _refuse_client(self, transport: asyncio.Transport) -> None:
         """A client --allow-from does not allow: told so (a reset in transparent mode)."""
@@ -306,11 +335,12 @@ class ClientConnection(asyncio.Protocol):
             data = exchange.client_data(data)
             if not data:
                 return
-        if self._head_waiter is not None:
+        if self._head_waiter is not None and exchange is None:
             if not self._buf:
                 self._idle_since = time.monotonic()  # a head begins: its own clock starts
             self._buf += data
-            self._wake()
+            if not (self._lane_waits() and self._take_lane()):
+                self._wake()
             return
         self._buf += data
         if len(self._buf) > self.ctx.options.limits.max_head_size:
@@ -328,10 +358,17 @@ class ClientConnection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._lost = True
-        self.ctx.connections.discard(self)
+        self._leave()
         if self._exchange is not None:
             self._exchange.client_lost()
         self._wake()
+
+    def _leave(self) -> None:
+        connections = self.ctx.connections
+        if self in connections:
+            connections.discard(self)
+            if not connections:  # the proxy is idle: what its connections freed goes back
+                self.ctx.trimmer.idle(time.monotonic())
 
     def pause_writing(self) -> None:
         self._client_full = True
@@ -385,7 +422,13 @@ class ClientConnection(asyncio.Protocol):
                 return
             while True:
                 head = await self._next_head()
-                if head is None or not await self._handle(head):
+                if head is None:
+                    break
+                if isinstance(head, RequestHead):
+                    keep = await self._handle(head)
+                else:
+                    keep = await head()  # the rest of a request the fast lane began
+                if not keep:
                     break
         except Exception:
             log.exception("internal error on the connection from %s", _show(self.client.address))
@@ -395,27 +438,36 @@ class ClientConnection(asyncio.Protocol):
             if hooks.client_disconnected:
                 await dispatch(hooks.client_disconnected, self.client)
 
-    async def _next_head(self) -> RequestHead | None:
-        """The next request head, or None once the client is gone (or sent garbage)."""
+    async def _next_head(self) -> RequestHead | Callable[[], Awaitable[bool]] | None:
+        """The next request head, or None once the client is gone (or sent garbage).
+
+        Meanwhile the fast lane may serve requests on callbacks; what it hands over (a request
+        that needs the coroutine after all) comes out of here too, as its rest to await.
+        """
         limits = self.ctx.options.limits
-        assert self.gate is not None
+        assert self.gate is not None and self._loop is not None
         self.gate.resume("pipeline")
         self._idle_since = time.monotonic()
         while True:
-            try:
-                end = find_head_end(self._buf, limits.max_head_size) if self._buf else -1
-                if end > 0:
-                    raw = bytes(self._buf[:end])
-                    del self._buf[:end]
-                    return parse_request_head(raw, max_headers=limits.max_headers)
-            except ProtocolError as exc:
-                self._refuse(exc)
-                return None
-            if self._eof or self._lost:
-                if self._buf.strip():
-                    log.info("%s closed mid-head", _show(self.client.address))
-                return None
-            self._head_waiter = asyncio.get_running_loop().create_future()
+            handover = self._handover
+            if handover is not None:
+                self._handover = None
+                return handover
+            if self._exchange is None:  # (else the lane's exchange is under way)
+                try:
+                    end = find_head_end(self._buf, limits.max_head_size) if self._buf else -1
+                    if end > 0:
+                        raw = bytes(self._buf[:end])
+                        del self._buf[:end]
+                        return parse_request_head(raw, max_headers=limits.max_headers)
+                except ProtocolError as exc:
+                    self._refuse(exc)
+                    return None
+                if self._eof or self._lost:
+                    if self._buf.strip():
+                        log.info("%s closed mid-head", _show(self.client.address))
+                    return None
+            self._head_waiter = self._loop.create_future()
             self._awaiting_head = True
             try:
                 await self._head_waiter
@@ -731,14 +783,24 @@ class ClientConnection(asyncio.Protocol):
         ``body``: the whole body, when request hooks read it (it goes with its length, and
         the client's own framing is gone); None while it is still to stream from the client.
         """
+        plan = self._plan(flow, head, target, framing, body)
+        if isinstance(plan, WaylayError):
+            await self._flow_failed(flow, plan, response_started=False)
+            return False
+        if body:
+            self._buf[:0] = body  # the exchange sends it as if the client just had
+        return await self._send(flow, plan)
+
+    def _plan(
+        self, flow: Flow, head: RequestHead, target: Target, framing: Framing, body: bytes | None
+    ) -> _Plan | WaylayError:
+        """Where the request goes and its bytes; the error if an addon made it unsendable."""
         request = flow.request
-        route = route_for(flow.request, target, self._inner, alpn=SPOKEN_ALPN)
+        route = route_for(request, target, self._inner, alpn=SPOKEN_ALPN)
         try:
             sent = sent_request(request, head, target, framing, body)
         except ValueError as exc:
-            error = WaylayError(f"an addon made the request unsendable: {exc}", code="addon-error")
-            await self._flow_failed(flow, error, response_started=False)
-            return False
+            return WaylayError(f"an addon made the request unsendable: {exc}", code="addon-error")
         upgrade = is_upgrade_request(sent.head)
         host = route.host_header
         fields = request.headers.fields
@@ -758,15 +820,23 @@ class ClientConnection(asyncio.Protocol):
         # Most requests have no body: no capture is made for one that cannot come.
         request_capture = store.capture(flow, REQUEST_BODY) if sent.framing.kind != "none" else None
         self._captures = (request_capture, store.capture(flow, RESPONSE_BODY))
-        if body:
-            self._buf[:0] = body  # the exchange sends it as if the client just had
-        attempt = await self._exchange_once(flow, sent, head_bytes, route, upgrade)
+        return _Plan(route, sent, head_bytes, upgrade, body)
+
+    async def _send(
+        self,
+        flow: Flow,
+        plan: _Plan,
+        attempt: tuple[Exchange, Outcome, UpstreamConnection] | None = None,
+    ) -> bool:
+        """Send the planned request (unless ``attempt`` did already), then finish the flow."""
+        if attempt is None:
+            attempt = await self._exchange_once(flow, plan)
         if attempt is not None and attempt[1].kind == "retry":
             # The idle connection had been closed by the server: once more, on a new one.
             flow.timestamps.first_response_byte = 0.0
-            if body:
-                self._buf[:0] = body
-            attempt = await self._exchange_once(flow, sent, head_bytes, route, upgrade)
+            if plan.body:
+                self._buf[:0] = plan.body
+            attempt = await self._exchange_once(flow, plan)
         if attempt is None:
             return False
         return await self._finish(flow, *attempt)
@@ -781,46 +851,17 @@ class ClientConnection(asyncio.Protocol):
         return (_BodyCopy(request, limit), _BodyCopy(response, limit))
 
     async def _exchange_once(
-        self, flow: Flow, sent: SentRequest, head_bytes: bytes, route: Route, upgrade: bool
+        self, flow: Flow, plan: _Plan
     ) -> tuple[Exchange, Outcome, UpstreamConnection] | None:
         """Send the request on an idle or new upstream connection; None if none could be had."""
-        assert self.transport is not None and self.gate is not None
         hooks = self.ctx.hooks
-        upstream = self._idle.pop(route.key, None)
+        upstream = self._idle.pop(plan.route.key, None)
         if upstream is None or not upstream.usable:
-            upstream = await self._open_upstream(flow, route)
+            upstream = await self._open_upstream(flow, plan.route)
             if upstream is None:
                 return None
-        flow.server_address = upstream.address
-        sinks = self._sinks()
-        self._copies = sinks if self.ctx.keep_bodies else _NO_COPIES
-        stream = flow.request.stream
-        buffer_response = 0
-        if hooks.response and not flow.stream:
-            buffer_response = self.ctx.options.stream_large_bodies
-        exchange = Exchange(
-            client=self.transport,
-            client_gate=self.gate,
-            upstream=upstream,
-            flow=flow,
-            request=sent.head,
-            request_framing=sent.framing,
-            upgrade=upgrade,
-            hold_response_head=bool(hooks.responseheaders),
-            watch_request=sent.framing.kind != "none"
-            and bool((sent.streamed and hooks.request) or hooks.passive_request),
-            client_full=self._client_full,
-            limits=self.ctx.options.limits,
-            capture=sinks,
-            buffer_response=buffer_response,
-            request_transform=stream if callable(stream) else None,
-        )
-        self._exchange = exchange
-        pending = bytes(self._buf)
-        self._buf.clear()
-        self._buf += exchange.start(head_bytes, pending)
-        if self._eof:
-            exchange.client_eof()  # the FIN came with a pipelined request: no more body
+        exchange = self._start_exchange(flow, plan, upstream)
+        sent = plan.sent
         if exchange.request_complete is not None:
             # The body streamed past the request hooks: they see the request once it went
             # (passive ones always do).
@@ -843,6 +884,44 @@ class ClientConnection(asyncio.Protocol):
         self._exchange = None
         return exchange, outcome, upstream
 
+    def _start_exchange(self, flow: Flow, plan: _Plan, upstream: UpstreamConnection) -> Exchange:
+        """Send the request's head, and what of its body is here, on ``upstream``."""
+        assert self.transport is not None and self.gate is not None
+        hooks = self.ctx.hooks
+        sent = plan.sent
+        flow.server_address = upstream.address
+        sinks = self._sinks()
+        self._copies = sinks if self.ctx.keep_bodies else _NO_COPIES
+        stream = flow.request.stream
+        buffer_response = 0
+        if hooks.response and not flow.stream:
+            buffer_response = self.ctx.options.stream_large_bodies
+        exchange = Exchange(
+            client=self.transport,
+            client_gate=self.gate,
+            upstream=upstream,
+            flow=flow,
+            request=sent.head,
+            request_framing=sent.framing,
+            upgrade=plan.upgrade,
+            hold_response_head=bool(hooks.responseheaders),
+            watch_request=sent.framing.kind != "none"
+            and bool((sent.streamed and hooks.request) or hooks.passive_request),
+            client_full=self._client_full,
+            limits=self.ctx.options.limits,
+            capture=sinks,
+            buffer_response=buffer_response,
+            request_transform=stream if callable(stream) else None,
+            loop=self._loop,
+        )
+        self._exchange = exchange
+        pending = bytes(self._buf)
+        self._buf.clear()
+        self._buf += exchange.start(plan.head_bytes, pending)
+        if self._eof:
+            exchange.client_eof()  # the FIN came with a pipelined request: no more body
+        return exchange
+
     async def _finish(
         self, flow: Flow, exchange: Exchange, outcome: Outcome, upstream: UpstreamConnection
     ) -> bool:
@@ -863,10 +942,16 @@ class ClientConnection(asyncio.Protocol):
             await self._responded(flow)
         elif hooks.passive_response:
             await dispatch(hooks.passive_response, flow)
-        self._record(flow)
         if outcome.kind == "upgraded":
+            self._record(flow)
             await self._relay(upstream, outcome.upstream_pending)
             return False
+        return self._complete(flow, outcome, upstream)
+
+    def _complete(self, flow: Flow, outcome: Outcome, upstream: UpstreamConnection) -> bool:
+        """Record a flow that went through, keep or close its server's connection; True if
+        the client's connection may carry another request."""
+        self._record(flow)
         if outcome.reuse_upstream:
             self._park(upstream)
         else:
@@ -874,6 +959,115 @@ class ClientConnection(asyncio.Protocol):
         # After a FIN, requests already received are still answered (RFC 9112 §9.6):
         # _next_head ends the connection once none is left.
         return outcome.keep_client and not self._lost
+
+    # -- the fast lane: requests served on callbacks ----------------------------------------
+    #
+    # Most requests need nothing the coroutine is for: no hook, no new upstream connection,
+    # no error. While the coroutine waits for a head (_next_head), such a request is served
+    # from data_received to the exchange's end without it: parsed, planned, sent on an idle
+    # upstream connection, and recorded by the exchange's done callback, which then takes
+    # the next buffered request the same way. The code is the coroutine's own (_plan,
+    # _start_exchange, _complete); the lane only skips the awaits. The moment a request needs
+    # the coroutine — a new connection, a retry, an error, an upgrade, an asynchronous hook —
+    # the lane hands it over (_hand_over) and the coroutine carries on from that point, in
+    # order: the lane takes nothing more until the coroutine waits for a head again.
+
+    def _lane_waits(self) -> bool:
+        """The coroutine waits for a head, and no request needs anything the lane skips."""
+        waiter = self._head_waiter
+        if waiter is None or waiter.done() or not self._awaiting_head:
+            return False
+        if self._handover is not None or self._exchange is not None:
+            return False
+        ctx = self.ctx
+        hooks = ctx.hooks
+        inner = self._inner
+        return not (
+            hooks.requestheaders
+            or hooks.request
+            or hooks.passive_request
+            or hooks.responseheaders
+            or hooks.response
+            or ctx.server_replay is not None
+            or ctx.keep_bodies
+            or (ctx.proxyauth is not None and inner is None)
+            or (inner is not None and inner.failure is not None)
+        )
+
+    def _take_lane(self) -> bool:
+        """Serve the buffered request on callbacks; False when the coroutine must see it
+        (its head is not one the lane serves: a CONNECT, waylay's own page, or an error).
+        True also while the head is incomplete: the coroutine would only wait too."""
+        limits = self.ctx.options.limits
+        buf = self._buf
+        try:
+            end = find_head_end(buf, limits.max_head_size)
+            if end < 0:
+                return True
+            head = parse_request_head(bytes(buf[:end]), max_headers=limits.max_headers)
+            target = parse_target(head.method, head.target)
+            if self._inner is not None:
+                target = self._inner_target(target, head)
+            elif target.form == "authority" or self._for_waylay(target):
+                return False
+            framing = request_framing(head)
+        except ProtocolError:
+            return False  # the coroutine parses it again, and answers the error
+        del buf[:end]
+        flow = self._new_flow(head, target)
+        plan = self._plan(flow, head, target, framing, None)
+        if isinstance(plan, WaylayError):  # (only an addon's change can make one)
+            self._hand_over(functools.partial(self._unsendable, flow, plan))
+            return True
+        upstream = self._idle.pop(plan.route.key, None)
+        if upstream is None or not upstream.usable:
+            self._hand_over(functools.partial(self._send, flow, plan))  # it connects
+            return True
+        exchange = self._start_exchange(flow, plan, upstream)
+        self._lane = (flow, plan, exchange, upstream)
+        exchange.done.add_done_callback(self._lane_done)
+        return True
+
+    def _lane_done(self, done: asyncio.Future[Outcome]) -> None:
+        """The lane's exchange ended: complete the flow, or hand it to the coroutine."""
+        assert self._lane is not None and self.gate is not None
+        flow, plan, exchange, upstream = self._lane
+        self._lane = None
+        self._exchange = None
+        outcome = done.result()
+        hooks = self.ctx.hooks
+        if outcome.kind != "complete" or outcome.error is not None or hooks.response:
+            attempt = (exchange, outcome, upstream)
+            self._hand_over(functools.partial(self._send, flow, plan, attempt))
+            return
+        rest = dispatch_now(hooks.passive_response, flow)
+        if rest is not None:  # an asynchronous hook: the coroutine awaits it
+            self._hand_over(functools.partial(self._complete_after, rest, flow, outcome, upstream))
+            return
+        if not self._complete(flow, outcome, upstream):
+            self._hand_over(_close)
+            return
+        self.gate.resume("pipeline")
+        self._idle_since = time.monotonic()
+        if self._lost or self._eof:
+            self._wake()  # the coroutine ends the connection (answering what is buffered)
+        elif self._buf and not (self._lane_waits() and self._take_lane()):
+            self._wake()  # the coroutine reads the next head
+
+    def _hand_over(self, rest: Callable[[], Awaitable[bool]]) -> None:
+        """Give the coroutine the rest of a request the lane began (it waits in _next_head)."""
+        self._handover = rest
+        self._wake()
+
+    async def _complete_after(
+        self, hooks: Awaitable[None], flow: Flow, outcome: Outcome, upstream: UpstreamConnection
+    ) -> bool:
+        await hooks
+        return self._complete(flow, outcome, upstream)
+
+    async def _unsendable(self, flow: Flow, error: WaylayError) -> bool:
+        await self._flow_failed(flow, error, response_started=False)
+        return False
 
     async def _tunnel(self, head: RequestHead, target: Target) -> bool:
         """CONNECT: answer once the server accepted the connection, then see what comes."""
@@ -1441,7 +1635,7 @@ class ClientConnection(asyncio.Protocol):
         for upstream in self._idle.values():
             upstream.close()
         self._idle.clear()
-        self.ctx.connections.discard(self)
+        self._leave()
         transport = self.transport
         if transport is None or transport.is_closing():
             return

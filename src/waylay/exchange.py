@@ -170,8 +170,10 @@ class Exchange:
         buffer_response: int = 0,
         # The request body streams through an addon's transform (re-chunked to the server).
         request_transform: StreamTransform | None = None,
+        loop: asyncio.AbstractEventLoop | None = None,
     ) -> None:
-        loop = asyncio.get_running_loop()
+        if loop is None:
+            loop = asyncio.get_running_loop()
         self._client = client
         self._client_gate = client_gate
         self._upstream = upstream

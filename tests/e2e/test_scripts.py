@@ -18,6 +18,7 @@ import pytest
 from waylay.memory import YOUNG_THRESHOLD
 
 from .clients import curl as run_curl
+from .clients import httpx_client
 from .origin import Origin
 from .waylay_process import RunWaylay, WaylayProcess, clean_env
 
@@ -302,3 +303,38 @@ def test_the_serving_process_has_its_collector_settled(
     threshold, frozen = map(int, record.read_text().split())
     assert threshold == YOUNG_THRESHOLD
     assert frozen > 10_000  # every module start-up imported
+
+
+@pytest.mark.parametrize("kind", ["async", "plain"])
+def test_passive_response_hooks_see_every_keep_alive_request_in_order(
+    start_scripted: StartScripted, origin: Origin, tmp_path: Path, kind: str
+) -> None:
+    # Requests on a kept-alive connection are served on callbacks when nothing needs the
+    # connection's coroutine (connection.py, "the fast lane"); a passive hook that is a
+    # coroutine hands each flow back to it. Either way every flow reaches the hook, in order,
+    # and the next request is not answered before the previous flow's hook has finished.
+    record = tmp_path / "record.txt"
+    prefix = "async " if kind == "async" else ""
+    pause = "await asyncio.sleep(0.02)" if kind == "async" else "pass"
+    script = write(
+        tmp_path / "watcher.py",
+        f"""\
+        import asyncio
+        from waylay import passive
+
+        @passive
+        {prefix}def response(flow):
+            {pause}
+            with open({str(record)!r}, "a") as out:
+                out.write(f"{{flow.request.path}} {{flow.response.status_code}}\\n")
+        """,
+    )
+    proxy = start_scripted("-s", str(script))
+    paths = [f"/echo/{n}" for n in range(8)]
+    expected = [f"{path} 200" for path in paths]
+    with httpx_client(proxy.url) as client:
+        for n, path in enumerate(paths):
+            assert client.get(origin.url(path)).status_code == 200
+            # The previous flow's hook finished before this request went to the server.
+            assert lines(record)[:n] == expected[:n]
+    assert wait_for(lambda: lines(record) == expected), lines(record)

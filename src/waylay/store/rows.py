@@ -162,16 +162,18 @@ def tls_from_json(text: str | None) -> tuple[TlsDetails | None, TlsDetails | Non
 def header_parts(flow: Flow) -> list[tuple[int, Fields]]:
     """``flow``'s heads and trailers by `heads.part`, as they are (bytes, no copy)."""
     request, response = flow.request, flow.response
-    parts: list[tuple[int, Fields | None]] = [
-        (REQUEST_HEADERS, request.headers.fields),
-        (REQUEST_TRAILERS, request.trailers.fields if request.trailers else None),
-    ]
+    # (`is not None`, not truth: a Headers' length counts its distinct names.)
+    parts: list[tuple[int, Fields]] = []
+    if request.headers.fields:
+        parts.append((REQUEST_HEADERS, request.headers.fields))
+    if request.trailers is not None and request.trailers.fields:
+        parts.append((REQUEST_TRAILERS, request.trailers.fields))
     if response is not None:
-        parts += [
-            (RESPONSE_HEADERS, response.headers.fields),
-            (RESPONSE_TRAILERS, response.trailers.fields if response.trailers else None),
-        ]
-    return [(part, fields) for part, fields in parts if fields]
+        if response.headers.fields:
+            parts.append((RESPONSE_HEADERS, response.headers.fields))
+        if response.trailers is not None and response.trailers.fields:
+            parts.append((RESPONSE_TRAILERS, response.trailers.fields))
+    return parts
 
 
 def fields_json(fields: Fields) -> str:

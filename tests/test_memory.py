@@ -10,6 +10,9 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
+from waylay import memory
 from waylay.memory import YOUNG_THRESHOLD
 
 
@@ -59,3 +62,32 @@ def test_cycles_made_after_settling_are_still_collected() -> None:
         """
     )
     assert int(out) > YOUNG_THRESHOLD
+
+
+def test_trimmer_trims_on_its_interval_and_once_idle(monkeypatch: pytest.MonkeyPatch) -> None:
+    trims: list[None] = []
+
+    def counted_trim() -> bool:
+        trims.append(None)
+        return True
+
+    trimmer = memory.Trimmer(interval=10.0, gap=1.0)
+    monkeypatch.setattr(memory, "trim", counted_trim)
+    start = trimmer.last
+    steps = [  # (seconds after start, what happens, trims so far)
+        (0.5, "tick", 0),
+        (9.9, "tick", 0),
+        (10.0, "tick", 1),  # the interval
+        (10.4, "idle", 1),  # idle, but a trim 0.4 s ago: not yet
+        (10.9, "tick", 1),
+        (11.0, "tick", 2),  # the gap has passed: the idle trim is done now
+        (11.5, "tick", 2),  # and only once
+        (13.0, "idle", 3),  # idle long after the last trim: at once
+        (13.2, "idle", 3),  # a client closing one connection after another: not again
+        (14.0, "tick", 4),
+        (23.9, "tick", 4),
+        (24.0, "tick", 5),
+    ]
+    for offset, event, expected in steps:
+        getattr(trimmer, event)(start + offset)
+        assert len(trims) == expected, (offset, event)

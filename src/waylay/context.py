@@ -11,6 +11,7 @@ from waylay.access import AccessList
 from waylay.errors import ConfigError
 from waylay.hooks import HookTable
 from waylay.hosts import Resolver
+from waylay.memory import Trimmer
 from waylay.options import Options
 from waylay.passthrough import Passthrough
 from waylay.proxyauth import ProxyAuth
@@ -38,6 +39,8 @@ class ProxyContext:
     upstream_tls: UpstreamContexts = field(default_factory=UpstreamContexts)
     passthrough: Passthrough = field(default_factory=lambda: Passthrough(()))
     connections: set[ClientConnection] = field(default_factory=set)
+    # When freed memory goes back to the OS: on the sweeper's ticks, and once idle.
+    trimmer: Trimmer = field(default_factory=Trimmer)
     # Client transports closing gently after their last response (connection._LingeringClose).
     lingering: set[asyncio.Transport] = field(default_factory=set)
     # Set by the server once it listens: the page for http://waylay.test/ and the proxy's

@@ -23,16 +23,12 @@ from waylay.connection import ClientConnection
 from waylay.context import ProxyContext
 from waylay.errors import ConfigError
 from waylay.installpage import InstallPage
-from waylay.memory import trim
 from waylay.options import Limits, ListenAddress
 
 log = logging.getLogger("waylay.server")
 
 # How often idle connections and overdue servers are looked for, at most.
 SWEEP_INTERVAL = 1.0
-# How often freed heap memory is handed back to the OS (memory.py); a trim walks the heap
-# (0.1-2 ms measured), so not on every sweep.
-TRIM_INTERVAL = 10.0
 # Descriptors a served connection holds (client and server), and those kept for the rest
 # (listening socket, flow store, logs): what --max-connections is checked against.
 FDS_PER_CONNECTION = 2
@@ -175,15 +171,12 @@ class ProxyServer:
         self.ctx.install_page = InstallPage(self.ctx.ca, proxy_address=listen.display(port))
 
     async def _sweep(self, interval: float) -> None:
-        last_trim = time.monotonic()
         while True:
             await asyncio.sleep(interval)
             now = time.monotonic()
             for connection in list(self.ctx.connections):
                 connection.check_timeouts(now)
-            if now - last_trim >= TRIM_INTERVAL:
-                last_trim = now
-                trim()
+            self.ctx.trimmer.tick(now)
 
     async def stop(self) -> None:
         """Stop accepting, shut every connection down, and wait until they are gone."""

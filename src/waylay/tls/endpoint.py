@@ -245,6 +245,10 @@ class TlsTransport(asyncio.Transport, asyncio.Protocol):
                 break
             # Outside the try: an error in the protocol above is not this session's.
             cast(asyncio.Protocol, protocol).data_received(bytes(view[:n]))
+            if not (self._in.pending or sslobj.pending() or self._raw_eof):
+                # Nothing left to decrypt: another read would only raise SSLWantReadError,
+                # which costs more than the record's own decryption.
+                break
         self._flush()  # reading can produce writes (a TLS 1.3 KeyUpdate)
 
     def _peer_eof(self, protocol: asyncio.BaseProtocol) -> None:

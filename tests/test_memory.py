@@ -91,3 +91,37 @@ def test_trimmer_trims_on_its_interval_and_once_idle(monkeypatch: pytest.MonkeyP
     for offset, event, expected in steps:
         getattr(trimmer, event)(start + offset)
         assert len(trims) == expected, (offset, event)
+
+
+_READS = """
+import ctypes, socket, sys
+from waylay.memory import keep_reads_off_mmap
+
+class MallInfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in (
+        "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks",
+        "fordblks", "keepcost")]
+
+libc = ctypes.CDLL(None)
+libc.mallinfo2.restype = MallInfo2
+if sys.argv[1] == "fixed":
+    assert keep_reads_off_mmap()
+a, b = socket.socketpair()
+held = []
+before = libc.mallinfo2().hblks
+for _ in range(20):
+    a.send(b"x" * 1024)
+    held.append(b.recv(256 * 1024))  # as asyncio reads: a 256 KiB buffer, shrunk to 1 KiB
+print(libc.mallinfo2().hblks - before)
+"""
+
+
+def test_socket_reads_are_not_each_an_mmap_once_the_threshold_is_fixed() -> None:
+    def mmapped_reads(mode: str) -> int:
+        result = subprocess.run(
+            [sys.executable, "-c", _READS, mode], capture_output=True, text=True, check=True
+        )
+        return int(result.stdout)
+
+    assert mmapped_reads("glibc's own") == 20  # what waylay's reads cost before
+    assert mmapped_reads("fixed") == 0

@@ -796,7 +796,7 @@ async def _serve(ctx: ProxyContext, addons: AddonChain, ui: WebUI | None = None)
     With ``ui`` (`waylay web`), the web UI serves in the same loop from the proxy's start to
     its stop; its pages are closed before the proxy's connections.
     """
-    from waylay.memory import settle_collector
+    from waylay.memory import keep_reads_off_mmap, settle_collector
     from waylay.server import ProxyServer
 
     loop = asyncio.get_running_loop()
@@ -810,6 +810,7 @@ async def _serve(ctx: ProxyContext, addons: AddonChain, ui: WebUI | None = None)
         server = ProxyServer(ctx)
         port = await server.start()
         settle_collector()  # start-up is over: what it made stays (memory.py)
+        keep_reads_off_mmap()
         listen = ctx.options.listen.display(port)
         try:
             if ui is not None:

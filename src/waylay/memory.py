@@ -6,9 +6,10 @@ above them, so the RSS of a long-running waylay would creep up with fragmentatio
 nothing leaks (ARCHITECTURE.md measured 250-470 MB after 20,000 TLS connections, 47 MB after
 `malloc_trim(0)`). `trim` asks glibc to return free pages; a `Trimmer` says when: every ten
 seconds, and as soon as the proxy goes idle (its last client connection closed), when what a
-burst of connections freed is all free at once. A fixed mmap threshold would do it too, but
-halves bulk throughput (measured: 2.2 -> 0.95 GB/s with MALLOC_MMAP_THRESHOLD_=131072), so
-waylay does not set one.
+burst of connections freed is all free at once. A low fixed mmap threshold would return
+memory too, but halves bulk throughput (measured: 2.2 -> 0.95 GB/s with
+MALLOC_MMAP_THRESHOLD_=131072: every 256 KiB read became an mmap). waylay fixes it above the
+read size instead (`keep_reads_off_mmap`), which glibc's own adjustment fails to do.
 
 The cyclic garbage collector is the other cost of a long run. With CPython's default
 thresholds it ran a young collection every ~50 requests under keep-alive load and a full one
@@ -29,31 +30,55 @@ import ctypes.util
 import gc
 import time
 from collections.abc import Callable
+from typing import cast
 
 # Objects the collector lets pile up before a young collection (CPython's default: 700).
 YOUNG_THRESHOLD = 20_000
 
 
-def _malloc_trim() -> Callable[[int], int] | None:
-    name = ctypes.util.find_library("c")
-    if name is None:
+# glibc's mallopt parameters (malloc.h), and the values waylay sets.
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+MMAP_THRESHOLD = 1024 * 1024  # above a socket read's 256 KiB buffer (asyncio's max_size)
+TRIM_THRESHOLD = 2 * MMAP_THRESHOLD  # what glibc's own adjustment would pair with it
+
+
+def _glibc(name: str, *argtypes: type) -> Callable[..., int] | None:
+    library = ctypes.util.find_library("c")
+    if library is None:
         return None
     try:
-        libc = ctypes.CDLL(name)
-        function = libc.malloc_trim  # glibc only; musl and macOS have none
+        function = getattr(ctypes.CDLL(library), name)  # glibc only; musl and macOS have none
     except (OSError, AttributeError):
         return None
-    function.argtypes = [ctypes.c_size_t]
+    function.argtypes = list(argtypes)
     function.restype = ctypes.c_int
-    return function
+    return cast("Callable[..., int]", function)
 
 
-_TRIM = _malloc_trim()
+_TRIM = _glibc("malloc_trim", ctypes.c_size_t)
+_MALLOPT = _glibc("mallopt", ctypes.c_int, ctypes.c_int)
 
 
 def trim() -> bool:
     """Return free heap pages to the OS; True if any were (False where glibc is absent)."""
     return bool(_TRIM is not None and _TRIM(0))
+
+
+def keep_reads_off_mmap() -> bool:
+    """Fix glibc's mmap threshold above a socket read's buffer; True if glibc took it.
+
+    Every read asyncio makes asks for a 256 KiB buffer and shrinks it to what came. glibc
+    serves requests over its mmap threshold (128 KiB at first) with mmap, and raises the
+    threshold only when such a block is freed at that size — never, when each is shrunk first
+    (mremap). So every read of some connections cost an mmap, an mremap, a munmap and the page
+    faults behind them (seen with strace under S2's load: one each per recv). A fixed threshold
+    of 1 MiB keeps those buffers in the heap, whose free pages the Trimmer returns.
+    """
+    if _MALLOPT is None:
+        return False
+    return bool(_MALLOPT(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(
+        _MALLOPT(_M_TRIM_THRESHOLD, TRIM_THRESHOLD)
+    )
 
 
 def settle_collector() -> None:

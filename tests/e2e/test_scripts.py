@@ -281,28 +281,44 @@ def test_a_scripts_logging_is_shown_and_named(
     assert not any("not shown" in line for line in said)
 
 
-def test_the_serving_process_has_its_collector_settled(
+def test_the_serving_process_has_its_memory_settled(
     start_scripted: StartScripted, tmp_path: Path
 ) -> None:
-    # memory.py: once serving, start-up's objects are frozen and young collections are rare.
+    # memory.py: once serving, start-up's objects are frozen and young collections are rare,
+    # and a socket read's 256 KiB buffer comes from the heap, not from an mmap of its own.
     # An addon's `running` hook is the probe: it runs in the proxy, after it started.
-    record = tmp_path / "gc.txt"
+    record = tmp_path / "memory.txt"
     script = write(
         tmp_path / "probe.py",
         f"""\
-        import gc
+        import ctypes, gc, socket
         from pathlib import Path
 
+        class MallInfo2(ctypes.Structure):
+            _fields_ = [(name, ctypes.c_size_t) for name in (
+                "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks",
+                "uordblks", "fordblks", "keepcost")]
+
         def running():
+            libc = ctypes.CDLL(None)
+            libc.mallinfo2.restype = MallInfo2
+            a, b = socket.socketpair()
+            before = libc.mallinfo2().hblks
+            held = []
+            for _ in range(10):
+                a.send(b"x" * 1024)
+                held.append(b.recv(256 * 1024))
+            mmapped = libc.mallinfo2().hblks - before
             Path({str(record)!r}).write_text(
-                f"{{gc.get_threshold()[0]}} {{gc.get_freeze_count()}}")
+                f"{{gc.get_threshold()[0]}} {{gc.get_freeze_count()}} {{mmapped}}")
         """,
     )
     start_scripted("-s", str(script))
     assert wait_for(record.exists)
-    threshold, frozen = map(int, record.read_text().split())
+    threshold, frozen, mmapped = map(int, record.read_text().split())
     assert threshold == YOUNG_THRESHOLD
     assert frozen > 10_000  # every module start-up imported
+    assert mmapped == 0
 
 
 @pytest.mark.parametrize("kind", ["async", "plain"])

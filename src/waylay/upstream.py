@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import functools
 import socket
 import ssl
 from typing import TYPE_CHECKING, Protocol, cast
@@ -19,6 +20,7 @@ from waylay.backpressure import ReadGate
 from waylay.errors import UpstreamError
 from waylay.hosts import Resolver
 from waylay.tls.endpoint import TlsHandshakeError, TlsTransport
+from waylay.tls.sessions import SessionCache, SessionKey
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -239,14 +241,22 @@ async def start_tls(
     server_hostname: str | None,
     timeout: float,
     pending: bytes = b"",
+    sessions: SessionCache | None = None,
 ) -> ssl.SSLObject:
     """TLS with the server over ``upstream``, verified as ``context`` says; UpstreamError if not.
 
     ``server_hostname`` is both the SNI sent (none for an IP literal) and the name the
-    certificate must be valid for. ``pending``: bytes the server already sent.
+    certificate must be valid for. ``pending``: bytes the server already sent. With
+    ``sessions``, the last session with the same server is offered, and this one is kept
+    there once the connection ends.
     """
     assert upstream.transport is not None
     where = _show(upstream.key)
+    session = keep = None
+    if sessions is not None:
+        key: SessionKey = (context, server_hostname, upstream.address)
+        session = sessions.get(key)
+        keep = functools.partial(sessions.keep, key)
     try:
         tls = TlsTransport(
             upstream.transport,
@@ -254,6 +264,8 @@ async def start_tls(
             server_side=False,
             server_hostname=server_hostname,
             pending=pending,
+            session=session,
+            keep_session=keep,
         )
     except ValueError:  # ssl's IDNA check: a label empty or over 63 characters
         upstream.abort()

@@ -428,6 +428,8 @@ class ClientConnection(asyncio.Protocol):
                     keep = await self._handle(head)
                 else:
                     keep = await head()  # the rest of a request the fast lane began
+                # Not kept while the connection idles: a handed-over rest holds its whole flow.
+                head = None
                 if not keep:
                     break
         except Exception:

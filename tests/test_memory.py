@@ -64,33 +64,37 @@ def test_cycles_made_after_settling_are_still_collected() -> None:
     assert int(out) > YOUNG_THRESHOLD
 
 
-def test_trimmer_trims_on_its_interval_and_once_idle(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_trimmer_trims_on_its_interval_and_soon_after_a_burst_of_closes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     trims: list[None] = []
 
     def counted_trim() -> bool:
         trims.append(None)
         return True
 
-    trimmer = memory.Trimmer(interval=10.0, gap=1.0)
+    trimmer = memory.Trimmer(interval=10.0, gap=1.0, burst=3)
     monkeypatch.setattr(memory, "trim", counted_trim)
     start = trimmer.last
-    steps = [  # (seconds after start, what happens, trims so far)
-        (0.5, "tick", 0),
-        (9.9, "tick", 0),
-        (10.0, "tick", 1),  # the interval
-        (10.4, "idle", 1),  # idle, but a trim 0.4 s ago: not yet
-        (10.9, "tick", 1),
-        (11.0, "tick", 2),  # the gap has passed: the idle trim is done now
-        (11.5, "tick", 2),  # and only once
-        (13.0, "idle", 3),  # idle long after the last trim: at once
-        (13.2, "idle", 3),  # a client closing one connection after another: not again
-        (14.0, "tick", 4),
-        (23.9, "tick", 4),
-        (24.0, "tick", 5),
+    steps = [  # (seconds after start, connections closed just before, trims so far)
+        (0.5, 0, 0),
+        (9.9, 2, 0),  # two closes: not a burst
+        (10.0, 0, 1),  # the interval
+        (10.4, 5, 1),  # a burst, but a trim 0.4 s ago: not yet
+        (11.0, 0, 2),  # the gap has passed: now
+        (11.5, 0, 2),  # and only once
+        (13.0, 2, 2),
+        (13.5, 1, 3),  # the third close since the last trim makes a burst
+        (14.0, 9, 3),  # a burst within the gap
+        (14.5, 0, 4),
+        (24.4, 0, 4),
+        (24.5, 0, 5),  # the interval again
     ]
-    for offset, event, expected in steps:
-        getattr(trimmer, event)(start + offset)
-        assert len(trims) == expected, (offset, event)
+    for offset, closes, expected in steps:
+        for _ in range(closes):
+            trimmer.closed()
+        trimmer.tick(start + offset)
+        assert len(trims) == expected, offset
 
 
 _READS = """

@@ -367,8 +367,7 @@ class ClientConnection(asyncio.Protocol):
         connections = self.ctx.connections
         if self in connections:
             connections.discard(self)
-            if not connections:  # the proxy is idle: what its connections freed goes back
-                self.ctx.trimmer.idle(time.monotonic())
+            self.ctx.trimmer.closed()  # what a burst of them freed goes back soon (memory.py)
 
     def pause_writing(self) -> None:
         self._client_full = True

@@ -39,7 +39,7 @@ class ProxyContext:
     upstream_tls: UpstreamContexts = field(default_factory=UpstreamContexts)
     passthrough: Passthrough = field(default_factory=lambda: Passthrough(()))
     connections: set[ClientConnection] = field(default_factory=set)
-    # When freed memory goes back to the OS: on the sweeper's ticks, and once idle.
+    # When freed memory goes back to the OS: on the sweeper's ticks, sooner after a burst.
     trimmer: Trimmer = field(default_factory=Trimmer)
     # Client transports closing gently after their last response (connection._LingeringClose).
     lingering: set[asyncio.Transport] = field(default_factory=set)

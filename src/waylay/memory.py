@@ -5,9 +5,8 @@ serves many of those from its heaps and keeps the freed pages mapped when a live
 above them, so the RSS of a long-running waylay would creep up with fragmentation although
 nothing leaks (ARCHITECTURE.md measured 250-470 MB after 20,000 TLS connections, 47 MB after
 `malloc_trim(0)`). `trim` asks glibc to return free pages; a `Trimmer` says when: every ten
-seconds, and as soon as the proxy goes idle (its last client connection closed), when what a
-burst of connections freed is all free at once. A low fixed mmap threshold would return
-memory too, but halves bulk throughput (measured: 2.2 -> 0.95 GB/s with
+seconds, and within a second after a burst of connections closed. A low fixed mmap threshold
+would return memory too, but halves bulk throughput (measured: 2.2 -> 0.95 GB/s with
 MALLOC_MMAP_THRESHOLD_=131072: every 256 KiB read became an mmap). waylay fixes it above the
 read size instead (`keep_reads_off_mmap`), which glibc's own adjustment fails to do.
 
@@ -90,27 +89,30 @@ def settle_collector() -> None:
 
 
 class Trimmer:
-    """When to trim: every ``interval`` seconds (the server's sweeper ticks), and once the
-    proxy goes idle — at once, unless the last trim was less than ``gap`` ago (then at the
-    tick after that): a trim walks the heap (0.1-2 ms), and a client that opens and closes
-    connections one after another makes the proxy idle hundreds of times a second."""
+    """When to trim, on the server sweeper's ticks: every ``interval`` seconds, and sooner —
+    ``gap`` seconds after the last trim — once ``burst`` connections have closed since it.
 
-    __slots__ = ("_idle_pending", "gap", "interval", "last")
+    A trim walks the heap (0.1-2 ms), so not on every tick; but what a burst of connections
+    freed (TLS state above all) should not wait ten seconds to go back, and a proxy is rarely
+    without any connection open, so "idle" cannot be the signal.
+    """
 
-    def __init__(self, interval: float = 10.0, gap: float = 1.0) -> None:
+    __slots__ = ("_closed", "burst", "gap", "interval", "last")
+
+    def __init__(self, interval: float = 10.0, gap: float = 1.0, burst: int = 100) -> None:
         self.interval = interval
         self.gap = gap
+        self.burst = burst
         self.last = time.monotonic()
-        self._idle_pending = False
+        self._closed = 0
 
-    def idle(self, now: float) -> None:
-        """The last client connection closed."""
-        self._idle_pending = True
-        self.tick(now)
+    def closed(self) -> None:
+        """A client connection closed."""
+        self._closed += 1
 
     def tick(self, now: float) -> None:
         since = now - self.last
-        if since >= self.interval or (self._idle_pending and since >= self.gap):
+        if since >= self.interval or (self._closed >= self.burst and since >= self.gap):
             self.last = now
-            self._idle_pending = False
+            self._closed = 0
             trim()

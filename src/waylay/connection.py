@@ -1423,7 +1423,6 @@ class ClientConnection(asyncio.Protocol):
                 server_hostname=name,
                 timeout=limits.tls_handshake_timeout,
                 pending=server_first,
-                sessions=ctx.upstream_tls.sessions,
             )
         except UpstreamError as exc:
             # The client still gets a session, to be told why in a page it can read.
@@ -1572,7 +1571,6 @@ class ClientConnection(asyncio.Protocol):
                 await start_tls(
                     upstream,
                     self.ctx.upstream_tls.for_server(route.tls_name, route.alpn),
-                    sessions=self.ctx.upstream_tls.sessions,
                     server_hostname=route.server_hostname,
                     timeout=limits.tls_handshake_timeout,
                 )

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import errno
-import functools
 import socket
 import ssl
 from typing import TYPE_CHECKING, Protocol, cast
@@ -20,7 +19,6 @@ from waylay.backpressure import ReadGate
 from waylay.errors import UpstreamError
 from waylay.hosts import Resolver
 from waylay.tls.endpoint import TlsHandshakeError, TlsTransport
-from waylay.tls.sessions import SessionCache, SessionKey
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -241,22 +239,14 @@ async def start_tls(
     server_hostname: str | None,
     timeout: float,
     pending: bytes = b"",
-    sessions: SessionCache | None = None,
 ) -> ssl.SSLObject:
     """TLS with the server over ``upstream``, verified as ``context`` says; UpstreamError if not.
 
     ``server_hostname`` is both the SNI sent (none for an IP literal) and the name the
-    certificate must be valid for. ``pending``: bytes the server already sent. With
-    ``sessions``, the last session with the same server is offered, and this one is kept
-    there once the connection ends.
+    certificate must be valid for. ``pending``: bytes the server already sent.
     """
     assert upstream.transport is not None
     where = _show(upstream.key)
-    session = keep = None
-    if sessions is not None:
-        key: SessionKey = (context, server_hostname, upstream.address)
-        session = sessions.get(key)
-        keep = functools.partial(sessions.keep, key)
     try:
         tls = TlsTransport(
             upstream.transport,
@@ -264,8 +254,6 @@ async def start_tls(
             server_side=False,
             server_hostname=server_hostname,
             pending=pending,
-            session=session,
-            keep_session=keep,
         )
     except ValueError:  # ssl's IDNA check: a label empty or over 63 characters
         upstream.abort()

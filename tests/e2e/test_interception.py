@@ -16,8 +16,6 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 
-from waylay.store.reader import iter_flows, open_readonly
-
 from .conftest import ORIGIN_SANS as SANS
 from .pki import Issued, TestCA
 from .tls_clients import (
@@ -286,34 +284,3 @@ def test_an_absolute_https_url_is_fetched_over_verified_tls(
     assert [h.sni for h in tls_origin.handshakes][-1] == "www.example.test"
     assert len(tls_origin.connections) == 2  # one refused by the untrusted proxy, one reused
     assert proxy.wait_for_stdout(f"GET {url} 200")
-
-
-def test_the_next_connection_to_a_server_resumes_its_tls_session(
-    start_waylay: StartWaylay, tls_origin: TlsOrigin, pki: TestCA, confdir: Path, home: Path,
-    tmp_path: Path,
-) -> None:  # fmt: skip
-    # tls/sessions.py: the handshake with the server is a resumed one when waylay has a session
-    # with it for that name; the flow still shows the server's certificate, and the client the
-    # certificate forged from it. Another name never gets that session.
-    path = tmp_path / "flows.db"
-    proxy = start_waylay("--save", str(path), "--upstream-ca", str(pki.cert_path))
-    urls = [
-        tls_origin.url("/echo/1", host="www.example.test"),
-        tls_origin.url("/echo/2", host="www.example.test"),  # a new CONNECT: a new curl
-        tls_origin.url("/echo/3", host="api.example.test"),
-    ]
-    for url in urls:
-        result = curl_https(proxy, url, confdir, home)
-        assert result.returncode == 0, result.stderr  # verified against waylay's CA
-    assert [(h.sni, h.resumed) for h in tls_origin.handshakes] == [
-        ("www.example.test", False),
-        ("www.example.test", True),
-        ("api.example.test", False),
-    ]
-    assert proxy.stop() == 0
-    flows = list(iter_flows(open_readonly(path)))
-    assert [f.request.path for f in flows] == ["/echo/1", "/echo/2", "/echo/3"]
-    first, resumed = flows[0].server_tls, flows[1].server_tls
-    assert first is not None and resumed is not None
-    assert resumed.cert_names == first.cert_names and "www.example.test" in first.cert_names
-    assert resumed.issuer == first.issuer

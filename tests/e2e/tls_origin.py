@@ -23,7 +23,6 @@ class Handshake:
     sni: str | None
     alpn: str | None
     version: str | None
-    resumed: bool = False  # the client offered a session the server took
 
 
 class TlsOrigin(Origin):
@@ -90,11 +89,7 @@ class TlsOrigin(Origin):
             self._sockets.add(tls)
         try:
             sni = self._sni.pop(id(tls), None)
-            self.handshakes.append(
-                Handshake(
-                    sni, tls.selected_alpn_protocol(), tls.version(), bool(tls.session_reused)
-                )
-            )
+            self.handshakes.append(Handshake(sni, tls.selected_alpn_protocol(), tls.version()))
             peer = tls.getpeercert()
             if peer:
                 self.client_certs.append(peer)

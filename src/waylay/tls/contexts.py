@@ -16,7 +16,6 @@ from pathlib import Path
 import certifi
 
 from waylay.errors import ConfigError
-from waylay.tls.sessions import SessionCache
 
 # What waylay can speak inside an intercepted connection, in order of preference.
 SPOKEN_ALPN = ("http/1.1",)
@@ -47,8 +46,6 @@ class UpstreamContexts:
     upstream_ca: Path | None = None
     client_certs: tuple[tuple[str, Path], ...] = ()  # (host pattern or "*", PEM file)
     _cache: dict[tuple[tuple[str, ...], Path | None], ssl.SSLContext] = field(default_factory=dict)
-    # Sessions with servers, offered to the next connection to the same one (tls/sessions.py).
-    sessions: SessionCache = field(default_factory=SessionCache)
 
     def __post_init__(self) -> None:
         # Fail at start-up, naming the file, rather than on the first connection. Without

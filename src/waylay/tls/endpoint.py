@@ -28,7 +28,6 @@ import asyncio
 import contextlib
 import ssl
 import threading
-from collections.abc import Callable
 from typing import Any, cast
 
 # One TLS record carries at most 16 KiB of plaintext (RFC 8446 §5.1); a read takes one record.
@@ -63,7 +62,6 @@ class TlsTransport(asyncio.Transport, asyncio.Protocol):
         "_handshake_waiter",
         "_handshaking",
         "_in",
-        "_keep_session",
         "_loop",
         "_missed_writing",
         "_out",
@@ -82,8 +80,6 @@ class TlsTransport(asyncio.Transport, asyncio.Protocol):
         server_side: bool,
         server_hostname: str | None = None,
         pending: bytes = b"",
-        session: ssl.SSLSession | None = None,
-        keep_session: Callable[[ssl.SSLSession | None], None] | None = None,
     ) -> None:
         super().__init__()
         self._loop = asyncio.get_running_loop()
@@ -91,14 +87,8 @@ class TlsTransport(asyncio.Transport, asyncio.Protocol):
         self._in = ssl.MemoryBIO()
         self._out = ssl.MemoryBIO()
         self._ssl: ssl.SSLObject | None = context.wrap_bio(
-            self._in,
-            self._out,
-            server_side=server_side,
-            server_hostname=server_hostname,
-            session=session,
+            self._in, self._out, server_side=server_side, server_hostname=server_hostname
         )
-        # Told the session once the connection ends after a handshake (tls/sessions.py).
-        self._keep_session = keep_session
         self._protocol: asyncio.BaseProtocol | None = None
         self._paused = True  # nothing is delivered until a protocol is attached
         self._closing = False
@@ -153,7 +143,6 @@ class TlsTransport(asyncio.Transport, asyncio.Protocol):
 
     def _handshake_failed(self, error: BaseException) -> None:
         self._handshaking = False
-        self._keep_session = None  # no session came of it
         waiter = self._handshake_waiter
         if waiter is not None and not waiter.done():
             waiter.set_exception(error)
@@ -209,10 +198,6 @@ class TlsTransport(asyncio.Transport, asyncio.Protocol):
             self._handshake_failed(
                 TlsHandshakeError("the connection was lost during the handshake", eof=True)
             )
-        elif self._keep_session is not None and self._ssl is not None and self._error is None:
-            with contextlib.suppress(ValueError):  # OpenSSL could not serialise it: none kept
-                self._keep_session(self._ssl.session)
-        self._keep_session = None
         protocol, self._protocol = self._protocol, None
         self._ssl = None
         if protocol is not None:

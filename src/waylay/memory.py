@@ -25,7 +25,6 @@ of objects later.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import gc
 import time
 from collections.abc import Callable
@@ -42,11 +41,10 @@ TRIM_THRESHOLD = 2 * MMAP_THRESHOLD  # what glibc's own adjustment would pair wi
 
 
 def _glibc(name: str, *argtypes: type) -> Callable[..., int] | None:
-    library = ctypes.util.find_library("c")
-    if library is None:
-        return None
     try:
-        function = getattr(ctypes.CDLL(library), name)  # glibc only; musl and macOS have none
+        # The process's own symbols, libc's among them: no ctypes.util.find_library, which
+        # runs ldconfig in a subprocess (tens of milliseconds of start-up).
+        function = getattr(ctypes.CDLL(None), name)  # glibc only; musl and macOS have none
     except (OSError, AttributeError):
         return None
     function.argtypes = list(argtypes)
@@ -81,8 +79,11 @@ def keep_reads_off_mmap() -> bool:
 
 
 def settle_collector() -> None:
-    """Once started: exempt start-up's objects from collection, and collect young ones rarely."""
-    gc.collect()
+    """Once started: exempt start-up's objects from collection, and collect young ones rarely.
+
+    No collection first: it would hold the ready line back by tens of milliseconds, and what
+    start-up left as garbage is a few objects.
+    """
     gc.freeze()
     _, older, oldest = gc.get_threshold()
     gc.set_threshold(YOUNG_THRESHOLD, older, oldest)

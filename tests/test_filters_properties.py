@@ -218,9 +218,12 @@ def test_sql_selects_the_flows_that_match(
 
 def assert_agreement(flows: list[Flow], texts: list[str], chunk_sizes: list[int]) -> None:
     db = open_database()
-    store(db, flows, chunk_sizes)
-    for text in texts:
-        assert sql_ids(db, text) == python_ids(flows, text), text
+    try:  # closed here, not left to the collector (an "unclosed database" warning otherwise)
+        store(db, flows, chunk_sizes)
+        for text in texts:
+            assert sql_ids(db, text) == python_ids(flows, text), text
+    finally:
+        db.close()
 
 
 # Bodies get a test of their own: in the grammar above they are 3 operators of 23.

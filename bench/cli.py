@@ -193,9 +193,7 @@ def _main(args: argparse.Namespace) -> int:
     verdicts = [] if settings.smoke else check(results)
     if verdicts:
         print()
-        print(
-            "Targets (issue 8; S1's are for waylay with flows recorded, which does not exist yet):"
-        )
+        print("Targets (issue 8; waylay records every flow, as the targets ask):")
         for verdict in verdicts:
             print(f"  {verdict.line()}")
     hook = hook_cost(results)
